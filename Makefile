@@ -1,0 +1,52 @@
+# optrepro: `make help` lists the targets. Everything installs what is missing into .venv first.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+TRAIN := $(BIN)/optrepro-train
+REPORT := $(BIN)/optrepro-report
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv and install optrepro with its test tools (nothing to do when up to date)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing optrepro into $(VENV) (first time: a few minutes)"
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 \
+	  | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+	@touch $@
+
+demo: install ## Sine homotopy vs warm start vs random init, omega 137, profile=quick (CPU, minutes) -> outputs/demo/report.md
+	$(TRAIN) -m experiment=ht/sine_f1 profile=quick method=random_init,warm_start,data_homotopy \
+	  hydra.sweep.dir=outputs/demo/runs
+	$(REPORT) outputs/demo/runs --out outputs/demo
+
+test: install ## Fast test tier (what CI runs)
+	$(BIN)/pytest -q
+
+test-all: install ## Fast and slow tiers (subprocess sweeps, reports, resume)
+	$(BIN)/pytest -q -m "slow or not slow"
+
+smoke: install ## Every preset under configs/experiment at profile=smoke (seconds each, no data needed)
+	$(BIN)/python scripts/smoke.py
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+ht-sine: install ## HT Figures 1, 2a, 2b, 5, 8 at paper scale (100 seeds per method and omega; GPU strongly advised)
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/ht_sine.sh $(ARGS)
+
+bench: install ## Ensemble speed: seconds per epoch of a 100-member ensemble vs one member (CPU, and GPU if present)
+	$(BIN)/python scripts/bench_ensemble.py
+
+clean-outputs: ## Delete outputs/ (all runs, sweeps and reports)
+	rm -rf outputs
+
+.PHONY: help install demo test test-all smoke lint ht-sine bench clean-outputs

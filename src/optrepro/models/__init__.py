@@ -1,0 +1,5 @@
+"""Plain ``nn.Module`` networks, free of any training logic."""
+
+from optrepro.models.mlp import MLP
+
+__all__ = ["MLP"]

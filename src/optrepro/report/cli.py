@@ -1,0 +1,77 @@
+"""``optrepro-report PATH... [--out DIR]``: any set of run directories -> report.md, CSV tables, figures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from optrepro.report import ht
+from optrepro.report.load import load
+
+FIGURES = {"ht-f5": ht.homotopy_pictures}
+
+
+def write_report(paths: list[Path], out: Path) -> Path:
+    """Build every table and figure the runs under ``paths`` allow; return the path of report.md."""
+    runs, metrics = load(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(out / "runs.csv", index=False)
+    lines = [
+        "# optrepro report",
+        "",
+        f"{len(runs)} runs from {', '.join(map(str, paths))}: "
+        + ", ".join(f"{n} {s}" for s, n in runs.status.value_counts().items())
+        + ". Tables: `runs.csv` (one row per run)"
+        + (", `final_losses.csv`." if "sine" in set(runs.task) else "."),
+        "",
+    ]
+    if "sine" in set(runs.task):
+        table = ht.final_table(runs, metrics)
+        table.to_csv(out / "final_losses.csv", index=False)
+        lines += [
+            "## HT: sine regression",
+            "",
+            "Median train loss at the end of the target budget (completed runs), and the homotopy's ratio to "
+            f"each baseline (below 1: the homotopy is lower). The paper: {ht.PAPER_CLAIM} (ratio down to 0.01).",
+            "",
+            ht.to_markdown(table),
+            "",
+        ]
+        for item in ht.sine_curves(runs, metrics, out) + ht.final_vs_omega(table, out):
+            lines += [f"![{item['caption']}]({item['files'][0]})", "", f"*{item['caption']}*", ""]
+    diverged = runs[runs.status != "completed"]
+    if len(diverged):
+        lines += ["## Runs that did not complete", "", ht.to_markdown(diverged[["run_dir", "status"]]), ""]
+    report = out / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="optrepro-report", description=__doc__)
+    parser.add_argument("paths", nargs="*", type=Path, help="run or sweep directories (searched recursively)")
+    parser.add_argument("--out", type=Path, help="where to write (default: the first path)")
+    parser.add_argument(
+        "--figure", action="append", choices=sorted(FIGURES), default=[],
+        help="also draw a figure that needs no runs (HT Figure 5: ht-f5)",
+    )
+    args = parser.parse_args(argv)
+    if not args.paths and not args.figure:
+        parser.error("give at least one run directory or --figure")
+    out = args.out or (args.paths[0] if args.paths else Path("outputs/report"))
+    for name in args.figure:
+        for item in FIGURES[name](out):
+            print(f"wrote {out / item['files'][0]}")
+    if args.paths:
+        try:
+            report = write_report(args.paths, out)
+        except FileNotFoundError as err:
+            print(f"optrepro-report: error: {err}", file=sys.stderr)
+            return 2
+        print(f"wrote {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Entry point ``optrepro-train``: a pure ``run(cfg) -> dict`` and a thin Hydra wrapper around it.
+
+run(cfg): profile -> checks -> skip if already completed -> seed -> datamodule -> members (one model or a vmapped
+ensemble) -> LightningModule with the method and optimizer -> loggers and callbacks -> Trainer.fit ->
+per-member ``metrics.csv`` and ``summary.json``, and the run's own ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from optrepro.config import ConfigError, apply_profile, config_dir, validate
+from optrepro.ensemble import build_members
+from optrepro.loggers import build_loggers, finish_loggers
+from optrepro.modules import RegressionModule
+from optrepro.progress import CompactProgress
+from optrepro.records import MemberLog, Timer, provenance, read_summary, write_summary
+from optrepro.utils import build, config_hash
+
+log = logging.getLogger("optrepro")
+
+MODULES = {"regression": RegressionModule}
+
+
+def _hydra_context() -> tuple[Path | None, bool, str]:
+    """(output dir, multirun?, job tag) when running under Hydra, else (None, False, '')."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None, False, ""
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    tag = hc.job.override_dirname if multirun else ""
+    return Path(hc.runtime.output_dir), multirun, tag
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Train one preset (one seed, or ``ensemble.size`` seeds at once) and return its final metrics."""
+    cfg = apply_profile(cfg)
+    validate(cfg)
+    hydra_dir, multirun, tag = _hydra_context()
+    run_dir = Path(cfg.paths.get("run_dir") or hydra_dir or "outputs/run")
+    chash = config_hash(cfg)
+    previous = read_summary(run_dir)
+    if previous and previous.get("status") == "completed" and previous.get("config_hash") == chash:
+        print(f"[{tag or run_dir}] already completed, skipped ({run_dir / 'summary.json'})", file=sys.stderr)
+        return previous["metrics"]
+
+    seeds = [cfg.seed + i for i in range(cfg.ensemble.size)]
+    tag = f"{cfg.name} {tag} seed={cfg.seed}".replace("  ", " ")
+    quiet_lightning()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build(cfg.task, seeds=seeds, limit_batches=cfg.trainer.limit_batches)
+    members = build_members(lambda: build(cfg.model), seeds)
+    method = build(cfg.method, keep=("name",))
+    member_log = MemberLog(run_dir, seeds)
+    module = MODULES[cfg.task.module](
+        members,
+        method,
+        optimizer=build(cfg.optimizer, _partial_=True),
+        lr_schedule=build(cfg.schedule, total=cfg.trainer.epochs),
+        log=member_log,
+    )
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    tags = [str(t) for t in cfg.get("tags", [])]
+    loggers = build_loggers(cfg.logger, run_dir, cfg.name, tags, resolved)
+    interactive = sys.stderr.isatty() and not multirun and len(seeds) == 1
+    callbacks: list[L.Callback] = []
+    if not interactive:
+        callbacks.append(CompactProgress(tag, len(seeds)))
+    if cfg.trainer.checkpoint:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0,
+                every_n_epochs=cfg.trainer.checkpoint_every,
+            )
+        )
+    trainer = L.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        precision=cfg.trainer.precision,
+        max_epochs=method.source_epochs + cfg.trainer.epochs,
+        logger=loggers or False,
+        callbacks=callbacks,
+        enable_checkpointing=bool(cfg.trainer.checkpoint),
+        enable_progress_bar=interactive,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        reload_dataloaders_every_n_epochs=1,
+        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        default_root_dir=str(run_dir),
+    )
+    base = {
+        "experiment": cfg.name,
+        "method": method.name,
+        "config_hash": chash,
+        "config": resolved,
+        **provenance(),
+    }
+    write_summary(run_dir, {**base, "kind": "ensemble" if len(seeds) > 1 else "run", "status": "running"})
+    timer, failed = Timer(), False
+    try:
+        trainer.fit(module, datamodule=datamodule)
+    except Exception:
+        failed = True
+        if not multirun:
+            raise
+        log.error("run %s failed:\n%s", run_dir, traceback.format_exc())
+    finally:
+        base["wall_time_s"] = timer.seconds
+        summaries = member_log.finish(base, failed=failed)
+        finish_loggers(loggers, failed)
+    metrics = _aggregate(summaries, cfg.monitor)
+    if len(seeds) > 1:
+        write_summary(
+            run_dir,
+            {
+                **base,
+                "kind": "ensemble",
+                "status": "failed" if failed else "completed",
+                "members": {s["seed"]: s["status"] for s in summaries},
+                "metrics": metrics,
+            },
+        )
+    else:
+        write_summary(run_dir, {**summaries[0], "metrics": metrics})
+    return metrics
+
+
+def _aggregate(summaries: list[dict[str, Any]], monitor: str) -> dict[str, Any]:
+    """Median final metrics over the members that completed, with the count of each status."""
+    done = [s for s in summaries if s["status"] == "completed"]
+    keys = {k for s in done for k, v in s["final"].items() if "/" in k}
+    out: dict[str, Any] = {
+        k: float(torch.tensor([s["final"][k] for s in done]).median()) for k in sorted(keys) if done
+    }
+    for status in ("completed", "diverged", "failed"):
+        out[f"runs/{status}"] = sum(s["status"] == status for s in summaries)
+    out["monitor"] = monitor
+    return out
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's start-up chatter (accelerator report, tips) out of run logs; warnings still show."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+def register_resolvers() -> None:
+    """``${optrepro.subdir:overrides,seed,size}`` -> 'overrides/seed=N', or 'overrides/seeds=N-M' for ensembles."""
+
+    def subdir(overrides: str, seed: int, size: int = 1) -> str:
+        leaf = f"seed={seed}" if size == 1 else f"seeds={seed}-{seed + size - 1}"
+        return f"{overrides}/{leaf}" if overrides else leaf
+
+    if not OmegaConf.has_resolver("optrepro.subdir"):
+        OmegaConf.register_new_resolver("optrepro.subdir", subdir)
+
+
+def _task(cfg: DictConfig) -> float | None:
+    try:
+        metrics = run(cfg)
+    except ConfigError as err:
+        print(f"optrepro-train: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    value = metrics.get(metrics.get("monitor", ""))
+    return value if isinstance(value, float) else None
+
+
+def main() -> None:
+    import hydra
+
+    register_resolvers()
+    hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(_task)()
+
+
+if __name__ == "__main__":
+    main()
