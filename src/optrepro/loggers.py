@@ -56,7 +56,7 @@ def build_loggers(cfg: DictConfig, run_dir: Path, name: str, tags: list[str], co
                 config=config,
                 job_type=cfg.get("job_type"),
             )
-            logger.experiment  # start the run now, so that a failure shows here and not mid-training
+            _ = logger.experiment  # start the run now, so that a failure shows here and not mid-training
             return [logger]
         except Exception as err:  # noqa: BLE001 - W&B must never fail a run
             log.warning("W&B could not start (%s); this run goes on with CSV logging only", err)

@@ -83,7 +83,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
         callbacks.append(
             ModelCheckpoint(
-                dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0,
+                dirpath=run_dir / "checkpoints",
+                save_last=True,
+                save_top_k=0,
                 every_n_epochs=cfg.trainer.checkpoint_every,
             )
         )
@@ -143,9 +145,7 @@ def _aggregate(summaries: list[dict[str, Any]], monitor: str) -> dict[str, Any]:
     """Median final metrics over the members that completed, with the count of each status."""
     done = [s for s in summaries if s["status"] == "completed"]
     keys = {k for s in done for k, v in s["final"].items() if "/" in k}
-    out: dict[str, Any] = {
-        k: float(torch.tensor([s["final"][k] for s in done]).median()) for k in sorted(keys) if done
-    }
+    out: dict[str, Any] = {k: float(torch.tensor([s["final"][k] for s in done]).median()) for k in sorted(keys) if done}
     for status in ("completed", "diverged", "failed"):
         out[f"runs/{status}"] = sum(s["status"] == status for s in summaries)
     out["monitor"] = monitor
@@ -161,9 +161,13 @@ def quiet_lightning() -> None:
 
 
 def register_resolvers() -> None:
-    """``${optrepro.subdir:overrides,seed,size}`` -> 'overrides/seed=N', or 'overrides/seeds=N-M' for ensembles."""
+    """Sweep sub-directories: ``${optrepro.subdir:overrides,seed,size,max_members}`` -> 'overrides/seed=N'.
 
-    def subdir(overrides: str, seed: int, size: int = 1) -> str:
+    Ensembles get 'overrides/seeds=N-M' (the seeds the profile will really train), their members 'seed=K' inside.
+    """
+
+    def subdir(overrides: str, seed: int, size: int = 1, max_members: int | None = None) -> str:
+        size = min(size, max_members) if max_members else size  # what the profile will train
         leaf = f"seed={seed}" if size == 1 else f"seeds={seed}-{seed + size - 1}"
         return f"{overrides}/{leaf}" if overrides else leaf
 

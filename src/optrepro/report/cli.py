@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="*", type=Path, help="run or sweep directories (searched recursively)")
     parser.add_argument("--out", type=Path, help="where to write (default: the first path)")
     parser.add_argument(
-        "--figure", action="append", choices=sorted(FIGURES), default=[],
+        "--figure",
+        action="append",
+        choices=sorted(FIGURES),
+        default=[],
         help="also draw a figure that needs no runs (HT Figure 5: ht-f5)",
     )
     args = parser.parse_args(argv)

@@ -27,7 +27,7 @@ def figure_id(experiment: str, omega: float) -> str:
 def _settings(runs: pd.DataFrame) -> str:
     r = runs.iloc[0]
     return (
-        f"profile {r.profile}, {r.epochs} target epochs (+{r.source_epochs} source epochs for warm start and "
+        f"profile {r.profile}, {r.epochs} target epochs (+{runs.source_epochs.max()} source epochs for warm start and "
         f"homotopy, not shown), {r.n_samples} samples, batch {r.batch_size}, noise std {r.noise_std}, "
         f"{r.optimizer} lr {r.lr}, {r.schedule} schedule"
     )
@@ -69,9 +69,7 @@ def final_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     done = runs[(runs.task == "sine") & (runs.status == "completed")]
     last = metrics[metrics.run_dir.isin(done.run_dir)].sort_values("epoch").groupby("run_dir").tail(1)
     last = last.merge(done[["run_dir"]], on="run_dir")
-    table = (
-        last.groupby(["experiment", "omega", "method"])["train/loss"].agg(["median", "count"]).reset_index()
-    )
+    table = last.groupby(["experiment", "omega", "method"])["train/loss"].agg(["median", "count"]).reset_index()
     wide = table.pivot_table(index=["experiment", "omega"], columns="method", values="median")
     n = table.pivot_table(index=["experiment", "omega"], columns="method", values="count")
     out = pd.DataFrame(index=wide.index)
@@ -141,6 +139,7 @@ def homotopy_pictures(out: Path, omega: float = 137.0, xi: float = 0.01, samples
 
 def to_markdown(df: pd.DataFrame) -> str:
     """A pipe table without the optional ``tabulate`` dependency; floats in 3 significant digits."""
+
     def cell(v):
         if isinstance(v, float | np.floating):
             return "" if np.isnan(v) else f"{v:.3g}"

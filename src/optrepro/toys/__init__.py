@@ -1,0 +1,1 @@
+"""Low-dimensional problems run with plain full-batch or minibatch loops (no Lightning)."""

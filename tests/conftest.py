@@ -1,0 +1,43 @@
+"""Shared fixtures: compose a config like optrepro-train would, and run it into a temporary directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("WANDB_SILENT", "true")
+
+from optrepro.config import compose  # noqa: E402
+
+
+def tiny(*overrides: str) -> list[str]:
+    """A sine run of a few seconds: small data, two homotopy steps of one epoch, a few batches."""
+    return [
+        "experiment=ht/sine_f1",
+        "profile=paper",
+        "ensemble.size=1",
+        "task.n_samples=200",
+        "task.batch_size=32",
+        "model.hidden=16",
+        "model.depth=2",
+        "homotopy.gamma=2",
+        "homotopy.k=1",
+        "homotopy.source_epochs=1",
+        "trainer.epochs=3",
+        *overrides,
+    ]
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path):
+    def _make(*overrides: str, run_dir: Path | None = None):
+        return compose([*tiny(*overrides), f"paths.run_dir={run_dir or tmp_path / 'run'}"])
+
+    return _make
+
+
+def read_metrics(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(Path(run_dir) / "metrics.csv")

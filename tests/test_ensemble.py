@@ -1,0 +1,32 @@
+"""An ensemble member is the same run as that seed alone (DESIGN.md "Many seeds at once")."""
+
+import numpy as np
+import torch
+from conftest import read_metrics
+
+from optrepro.ensemble import SingleMember, VmappedEnsemble, build_members
+from optrepro.models import MLP
+from optrepro.train import run
+
+
+def test_members_start_from_their_single_run_initialization():
+    ens = build_members(lambda: MLP(1, 1, 8, 2), [3, 4])
+    alone = build_members(lambda: MLP(1, 1, 8, 2), [4])
+    assert isinstance(ens, VmappedEnsemble) and isinstance(alone, SingleMember)
+    for k, v in alone.member_state_dict(0).items():
+        assert torch.equal(ens.member_state_dict(1)[k], v)
+
+
+def test_two_members_equal_two_single_runs(make_cfg, tmp_path):
+    overrides = ("seed=7", "trainer.epochs=4", "homotopy.source_epochs=2")
+    run(make_cfg(*overrides, "ensemble.size=2", run_dir=tmp_path / "ens"))
+    run(make_cfg(*overrides, run_dir=tmp_path / "s7"))
+    run(make_cfg(*overrides[1:], "seed=8", run_dir=tmp_path / "s8"))
+    for seed in (7, 8):
+        member, single = read_metrics(tmp_path / "ens" / f"seed={seed}"), read_metrics(tmp_path / f"s{seed}")
+        assert len(member) == len(single) == 6
+        for column in ("train/objective", "train/loss", "test/loss"):
+            np.testing.assert_allclose(member[column], single[column], rtol=1e-4, atol=1e-6)
+    # the two seeds are different runs, so the test would notice members swapped or mixed
+    a, b = read_metrics(tmp_path / "s7"), read_metrics(tmp_path / "s8")
+    assert np.abs(a["train/loss"].values - b["train/loss"].values).max() > 1e-3

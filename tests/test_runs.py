@@ -1,0 +1,75 @@
+"""What a run leaves behind: metrics rows, summaries with status, divergence, skipping completed runs, W&B."""
+
+import json
+
+import pytest
+from conftest import read_metrics
+
+from optrepro.train import run
+
+
+def test_run_writes_metrics_and_summary(make_cfg, tmp_path):
+    metrics = run(make_cfg())
+    run_dir = tmp_path / "run"
+    rows = read_metrics(run_dir)
+    # one row per epoch: 1 source epoch (epoch -1) then the 3-epoch target budget
+    assert list(rows.epoch) == [-1, 0, 1, 2]
+    assert list(rows["homotopy/lambda"]) == [0.0, 0.5, 1.0, 1.0]  # gamma = 2 steps of k = 1 epoch
+    # 160 training samples in batches of 32: 5 gradient evaluations per epoch
+    assert list(rows.grad_evals) == [5, 10, 15, 20]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["seed"] == 0 and summary["method"] == "data_homotopy"
+    assert summary["final"]["train/loss"] == pytest.approx(rows["train/loss"].iloc[-1])
+    assert summary["best"]["train/loss"] == pytest.approx(rows["train/loss"].min())
+    assert {"config_hash", "git_revision", "versions", "wall_time_s", "config"} <= set(summary)
+    assert metrics["train/loss"] == pytest.approx(rows["train/loss"].iloc[-1])
+
+
+def test_non_finite_loss_marks_the_run_diverged(make_cfg, tmp_path):
+    # Adam moves every weight by about lr per step: with lr = 1e20 the outputs overflow float32 at once
+    metrics = run(make_cfg("optimizer.lr=1e20", "ensemble.size=2", "trainer.epochs=3"))
+    assert metrics["runs/diverged"] == 2 and metrics["runs/completed"] == 0
+    for seed in (0, 1):
+        member = json.loads((tmp_path / "run" / f"seed={seed}" / "summary.json").read_text())
+        assert member["status"] == "diverged"
+        assert member["diverged_at_epoch"] == -1  # during the first (source) epoch
+        assert len(read_metrics(tmp_path / "run" / f"seed={seed}")) == 1  # rows stop where it diverged
+    ensemble = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert ensemble["kind"] == "ensemble" and ensemble["members"] == {"0": "diverged", "1": "diverged"}
+
+
+def test_completed_run_is_skipped_and_a_changed_one_is_not(make_cfg, tmp_path, capsys):
+    cfg = make_cfg()
+    run(cfg)
+    stamp = (tmp_path / "run" / "metrics.csv").stat().st_mtime_ns
+    run(cfg)
+    assert "already completed, skipped" in capsys.readouterr().err
+    assert (tmp_path / "run" / "metrics.csv").stat().st_mtime_ns == stamp
+    run(make_cfg("optimizer.lr=2e-3"))  # another config in the same directory runs again
+    assert (tmp_path / "run" / "metrics.csv").stat().st_mtime_ns != stamp
+
+
+def test_wandb_offline_run_holds_the_logged_metrics(make_cfg, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    metrics = run(make_cfg("logger=wandb"))
+    assert metrics["runs/completed"] == 1
+    records = list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(records) == 1
+    data = records[0].read_bytes()
+    for key in (b"train/loss", b"test/loss", b"homotopy/lambda"):
+        assert key in data
+    final = read_metrics(tmp_path / "run")["train/loss"].iloc[-1]
+    assert repr(float(final)).encode() in data  # the last epoch's value, exactly as in metrics.csv
+
+
+def test_wandb_failure_does_not_fail_the_run(make_cfg, monkeypatch):
+    pytest.importorskip("wandb")
+    import wandb
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no W&B today")
+
+    monkeypatch.setattr(wandb, "init", broken)
+    assert run(make_cfg("logger=wandb"))["runs/completed"] == 1
