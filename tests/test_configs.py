@@ -53,3 +53,11 @@ def test_sine_presets_carry_the_papers_numbers():
     f2b = compose(["experiment=ht/sine_f2b"])
     assert (f2b.homotopy.gamma, f2b.homotopy.k, f2b.trainer.epochs) == (10, 300, 3600)
     assert f2b.schedule._target_.endswith("Cosine")
+
+
+@pytest.mark.parametrize(("launcher", "target"), [("joblib", "JoblibLauncher"), ("slurm", "SlurmLauncher")])
+def test_launchers_compose(launcher, target):
+    cfg = compose(["experiment=ht/sine_f1", f"hydra/launcher={launcher}"], hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)
+    if launcher == "slurm":
+        assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.timeout_min == 720

@@ -73,3 +73,43 @@ def test_wandb_failure_does_not_fail_the_run(make_cfg, monkeypatch):
 
     monkeypatch.setattr(wandb, "init", broken)
     assert run(make_cfg("logger=wandb"))["runs/completed"] == 1
+
+
+def test_interrupted_run_resumes_from_its_checkpoint_and_ends_as_if_uninterrupted(
+    make_cfg, tmp_path, monkeypatch, capsys
+):
+    from optrepro.modules import RegressionModule
+
+    overrides = ("trainer.checkpoint=true", "trainer.checkpoint_every=1", "trainer.epochs=4", "ensemble.size=2")
+    run(make_cfg(*overrides, run_dir=tmp_path / "straight"))
+
+    original = RegressionModule.on_train_epoch_end
+
+    def crash_after_target_epoch_1(self):
+        original(self)
+        if self.budget_epoch == 1:
+            raise RuntimeError("node preempted")
+
+    monkeypatch.setattr(RegressionModule, "on_train_epoch_end", crash_after_target_epoch_1)
+    with pytest.raises(RuntimeError, match="preempted"):
+        run(make_cfg(*overrides, run_dir=tmp_path / "resumed"))
+    assert json.loads((tmp_path / "resumed" / "seed=0" / "summary.json").read_text())["status"] == "failed"
+    monkeypatch.setattr(RegressionModule, "on_train_epoch_end", original)
+
+    capsys.readouterr()
+    metrics = run(make_cfg(*overrides, run_dir=tmp_path / "resumed"))
+    assert metrics["runs/completed"] == 2
+    # trainer epoch 2 (target epoch 1) was checkpointed before the crash: training resumes at trainer epoch 3
+    assert "last.ckpt at epoch 3" in capsys.readouterr().err
+    for seed in (0, 1):
+        straight = read_metrics(tmp_path / "straight" / f"seed={seed}")
+        resumed = read_metrics(tmp_path / "resumed" / f"seed={seed}")
+        assert list(resumed.epoch) == list(straight.epoch) == [-1, 0, 1, 2, 3]  # no row lost, none twice
+        for column in ("train/loss", "test/loss", "grad_evals"):
+            assert resumed[column].tolist() == pytest.approx(straight[column].tolist(), rel=1e-5)
+
+
+def test_tensorboard_logger_writes_event_files(make_cfg, tmp_path):
+    pytest.importorskip("tensorboard")
+    run(make_cfg("logger=tensorboard"))
+    assert list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))

@@ -98,7 +98,7 @@ def experiment_names() -> list[str]:
     return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
 
 
-def compose(overrides: list[str] | None = None) -> DictConfig:
+def compose(overrides: list[str] | None = None, hydra_config: bool = False) -> DictConfig:
     """The config ``optrepro-train`` would run with these overrides, composed without starting Hydra's job.
 
     For tests, notebooks and scripts; ``paths.run_dir`` says where the run writes.
@@ -110,4 +110,4 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return hydra_compose(config_name="train", overrides=list(overrides or []))
+        return hydra_compose(config_name="train", overrides=list(overrides or []), return_hydra_config=hydra_config)

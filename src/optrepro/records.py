@@ -42,6 +42,16 @@ class MetricsCSV:
             self._file.close()
 
 
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a metrics.csv as dicts of numbers (empty cells dropped); none if the file is missing."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    parse = lambda v: int(v) if v.lstrip("-").isdigit() else float(v)  # noqa: E731
+    return [{k: parse(v) for k, v in row.items() if v != ""} for row in rows]
+
+
 def _plain(v: Any) -> Any:
     return float(v) if hasattr(v, "item") else v
 
@@ -111,13 +121,19 @@ def member_dirs(run_dir: Path, seeds: list[int]) -> list[Path]:
 class MemberLog:
     """Per-member metrics files and summaries of a run that trains one or several seeds at once."""
 
-    def __init__(self, run_dir: Path, seeds: list[int]):
+    def __init__(self, run_dir: Path, seeds: list[int], resume_before_epoch: int | None = None):
+        """``resume_before_epoch``: continue an interrupted run, keeping the rows of earlier epochs only."""
         self.seeds = list(seeds)
         self.dirs = member_dirs(run_dir, seeds)
         self.csv = [MetricsCSV(d / METRICS) for d in self.dirs]
         self.rows: list[dict[str, float]] = [{} for _ in seeds]  # last row of each member
         self.best: list[dict[str, float]] = [{} for _ in seeds]
         self.diverged_at: list[int | None] = [None] * len(seeds)
+        if resume_before_epoch is not None:
+            for i, d in enumerate(self.dirs):
+                for row in read_rows(d / METRICS):
+                    if row["epoch"] < resume_before_epoch:
+                        self.write(i, row)
 
     def write(self, i: int, row: dict[str, Any]) -> None:
         self.csv[i].write(row)

@@ -18,6 +18,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from optrepro.checkpoints import LAST, LastCheckpoint, resumable_epoch
 from optrepro.config import ConfigError, apply_profile, config_dir, validate
 from optrepro.ensemble import build_members
 from optrepro.loggers import build_loggers, finish_loggers
@@ -56,6 +57,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         print(f"[{tag or run_dir}] already completed, skipped ({run_dir / 'summary.json'})", file=sys.stderr)
         return previous["metrics"]
 
+    # An interrupted run (summary says running or failed, same config) continues from its last checkpoint.
+    ckpt = run_dir / LAST
+    resume_at = None
+    if cfg.trainer.checkpoint and previous and previous.get("config_hash") == chash:
+        resume_at = resumable_epoch(ckpt)
+
     seeds = [cfg.seed + i for i in range(cfg.ensemble.size)]
     tag = f"{cfg.name} {tag} seed={cfg.seed}".replace("  ", " ")
     quiet_lightning()
@@ -63,7 +70,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build(cfg.task, seeds=seeds, limit_batches=cfg.trainer.limit_batches)
     members = build_members(lambda: build(cfg.model), seeds)
     method = build(cfg.method, keep=("name",))
-    member_log = MemberLog(run_dir, seeds)
+    member_log = MemberLog(
+        run_dir, seeds, resume_before_epoch=None if resume_at is None else resume_at - method.source_epochs
+    )
     module = MODULES[cfg.task.module](
         members,
         method,
@@ -79,16 +88,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if not interactive:
         callbacks.append(CompactProgress(tag, len(seeds)))
     if cfg.trainer.checkpoint:
-        from lightning.pytorch.callbacks import ModelCheckpoint
-
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=run_dir / "checkpoints",
-                save_last=True,
-                save_top_k=0,
-                every_n_epochs=cfg.trainer.checkpoint_every,
-            )
-        )
+        callbacks.append(LastCheckpoint(ckpt, cfg.trainer.checkpoint_every))
     trainer = L.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
@@ -96,7 +96,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         max_epochs=method.source_epochs + cfg.trainer.epochs,
         logger=loggers or False,
         callbacks=callbacks,
-        enable_checkpointing=bool(cfg.trainer.checkpoint),
+        enable_checkpointing=False,  # LastCheckpoint does it
         enable_progress_bar=interactive,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -114,7 +114,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     write_summary(run_dir, {**base, "kind": "ensemble" if len(seeds) > 1 else "run", "status": "running"})
     timer, failed = Timer(), False
     try:
-        trainer.fit(module, datamodule=datamodule)
+        if resume_at is not None:
+            print(f"[{tag}] resuming from {ckpt} at epoch {resume_at}", file=sys.stderr)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt if resume_at is not None else None)
+        if trainer.interrupted:  # Ctrl-C: Lightning returns quietly; the run is not complete
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        failed = True
+        raise
     except Exception:
         failed = True
         if not multirun:
@@ -185,10 +192,13 @@ def _task(cfg: DictConfig) -> float | None:
     return value if isinstance(value, float) else None
 
 
+# Registered at import, so that the processes of parallel launchers (joblib, submitit) resolve sweep paths too.
+register_resolvers()
+
+
 def main() -> None:
     import hydra
 
-    register_resolvers()
     hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(_task)()
 
 

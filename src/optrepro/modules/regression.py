@@ -61,6 +61,12 @@ class RegressionModule(L.LightningModule):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: self.lr_schedule(e - offset))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
+    def on_train_start(self) -> None:
+        # after a resume, members that had diverged before the checkpoint stay diverged
+        if self.log_members is not None:
+            for i in (~self.alive).nonzero().flatten().tolist():
+                self.log_members.mark_diverged(i, self.log_members.rows[i].get("epoch", self.budget_epoch))
+
     def on_train_epoch_start(self) -> None:
         self.lam = self.method.parameter(self.budget_epoch)
         self._objective_sum.zero_()
