@@ -28,17 +28,17 @@ def config_dir() -> Path:
 def apply_profile(cfg: DictConfig) -> DictConfig:
     """Shrink a preset as ``cfg.profile`` says, keeping its structure (DESIGN.md "Configuration").
 
-    A profile scales every epoch count it lists (rounding down, at least 1, so a schedule that fitted its
-    budget still fits), caps the number of seeds trained at
-    once, the dataset size and the batches per epoch. ``profile=paper`` changes nothing.
+    A profile multiplies every count it lists (epochs, iterations, starting points) by ``count_scale``, rounding
+    down but keeping at least 1 (so a schedule that fitted its budget still fits); it caps the number of seeds
+    trained at once, the dataset size and the batches per epoch. ``profile=paper`` changes nothing.
     """
     p = cfg.profile
     cfg = cfg.copy()
     with open_dict(cfg):
-        for key in p.get("scale_epochs", []):
+        for key in p.get("scaled_counts", []):
             value = OmegaConf.select(cfg, key)
             if isinstance(value, int) and value > 0:
-                OmegaConf.update(cfg, key, max(1, math.floor(value * p.epoch_scale)))
+                OmegaConf.update(cfg, key, max(1, math.floor(value * p.count_scale)))
         if p.get("max_members") is not None:
             cfg.ensemble.size = min(cfg.ensemble.size, p.max_members)
         if p.get("max_samples") is not None and "n_samples" in cfg.task:

@@ -56,6 +56,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if previous and previous.get("status") == "completed" and previous.get("config_hash") == chash:
         print(f"[{tag or run_dir}] already completed, skipped ({run_dir / 'summary.json'})", file=sys.stderr)
         return previous["metrics"]
+    if cfg.task.module == "toy":
+        return run_toy(cfg, run_dir, chash)
 
     # An interrupted run (summary says running or failed, same config) continues from its last checkpoint.
     ckpt = run_dir / LAST
@@ -145,6 +147,28 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         )
     else:
         write_summary(run_dir, {**summaries[0], "metrics": metrics})
+    return metrics
+
+
+def run_toy(cfg: DictConfig, run_dir: Path, chash: str) -> dict[str, Any]:
+    """A low-dimensional experiment (``optrepro.toys``): a plain loop on tensors, no Lightning.
+
+    The task node's target is a function ``f(run_dir: Path, seed: int, **settings) -> dict`` that writes its own
+    tables (CSV) into ``run_dir`` and returns its headline numbers; the summary records them.
+    """
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    base = {"experiment": cfg.name, "method": cfg.task.name, "config_hash": chash, "config": resolved, **provenance()}
+    write_summary(run_dir, {**base, "kind": "run", "status": "running", "seed": cfg.seed})
+    timer = Timer()
+    try:
+        metrics = build(cfg.task, run_dir=run_dir, seed=cfg.seed)
+    except Exception:
+        write_summary(run_dir, {**base, "kind": "run", "status": "failed", "seed": cfg.seed})
+        raise
+    metrics = {**metrics, "monitor": cfg.monitor}
+    summary = {**base, "kind": "run", "status": "completed", "seed": cfg.seed, "wall_time_s": timer.seconds}
+    write_summary(run_dir, {**summary, "final": metrics, "metrics": metrics})
     return metrics
 
 
