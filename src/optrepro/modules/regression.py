@@ -26,7 +26,8 @@ class RegressionModule(L.LightningModule):
     when no member is left. Per-epoch metrics, per member:
     - ``train/loss``, ``test/loss``: MSE on the whole target-task train and test splits (lambda = 1);
     - ``train/objective``: mean minibatch loss of the objective actually trained during the epoch;
-    - the method's parameter (``homotopy/lambda``) and ``grad_evals`` (minibatch gradients so far).
+    - the method's parameter (``homotopy/lambda``), ``grad_evals`` (minibatch gradients so far) and ``lr`` (the
+      learning rate at the start of the epoch).
     Loggers (W&B, TensorBoard) receive the median across living members.
     """
 
@@ -57,9 +58,10 @@ class RegressionModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self.members.parameters())
-        offset = self.method.source_epochs
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: self.lr_schedule(e - offset))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        interval = getattr(self.lr_schedule, "interval", "epoch")
+        offset = self.method.source_epochs if interval == "epoch" else 0
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: self.lr_schedule(t - offset))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
     def on_train_start(self) -> None:
         # after a resume, members that had diverged before the checkpoint stay diverged
@@ -69,6 +71,7 @@ class RegressionModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.lam = self.method.parameter(self.budget_epoch)
+        self._epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self._objective_sum.zero_()
         self._batches = 0
 
@@ -99,7 +102,7 @@ class RegressionModule(L.LightningModule):
             "step": self.global_step,
             "grad_evals": self.global_step,
             self.method.parameter_name: self.lam,
-            "lr": self.trainer.optimizers[0].param_groups[0]["lr"],
+            "lr": self._epoch_lr,  # in effect when the epoch started
         }
         alive = self.alive.cpu()
         if self.log_members is not None:

@@ -1,7 +1,8 @@
-"""Learning-rate schedules as multiplicative factors of the base rate, indexed by the target budget's epoch.
+"""Learning-rate schedules as multiplicative factors of the base rate (DESIGN.md "Optimizers").
 
-Epochs before 0 (a method's source pre-training) keep the base rate, so every method sees the same schedule
-over the shared budget.
+Each schedule is a callable ``factor(t)`` with an ``interval``: ``"epoch"`` schedules are indexed by the target
+budget's epoch (a method's source pre-training, at negative epochs, keeps the base rate, so every method sees the
+same schedule over the shared budget); ``"step"`` schedules by the optimizer step k = 0, 1, 2, ...
 """
 
 from __future__ import annotations
@@ -12,23 +13,42 @@ import math
 class Constant:
     """Factor 1 throughout."""
 
+    interval = "epoch"
+
     def __init__(self, total: int):
         self.total = total
 
-    def __call__(self, epoch: int) -> float:
+    def __call__(self, t: int) -> float:
         return 1.0
 
 
 class Cosine:
     """Cosine annealing from 1 to ``min_factor`` over ``total`` epochs (HT Figure 2b anneals Adam's lr so)."""
 
+    interval = "epoch"
+
     def __init__(self, total: int, min_factor: float = 0.0):
         if total < 1:
             raise ValueError(f"cosine schedule needs total >= 1 epochs, got {total}")
         self.total, self.min_factor = total, min_factor
 
-    def __call__(self, epoch: int) -> float:
-        if epoch <= 0:
+    def __call__(self, t: int) -> float:
+        if t <= 0:
             return 1.0
-        t = min(epoch, self.total) / self.total
-        return self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * t))
+        frac = min(t, self.total) / self.total
+        return self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+class Power:
+    """(t + 1)^-exponent: per step, gamma_0 (k+1)^-q (TH ch. 2, q = 1/2 by default); per epoch, the thesis's
+    deep-learning decay 1/q^(1/2 + delta) for epoch q = 1, 2, ... (TH ch. 4, exponent 1/2 + 0.001)."""
+
+    def __init__(self, total: int, exponent: float = 0.5, interval: str = "step"):
+        if exponent < 0:
+            raise ValueError(f"schedule.exponent={exponent} is not allowed: it must be >= 0")
+        if interval not in ("step", "epoch"):
+            raise ValueError(f"schedule.interval={interval!r} is not one of step, epoch")
+        self.total, self.exponent, self.interval = total, exponent, interval
+
+    def __call__(self, t: int) -> float:
+        return 1.0 if t < 0 else (t + 1) ** -self.exponent
