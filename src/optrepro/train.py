@@ -61,58 +61,33 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     # An interrupted run (summary says running or failed, same config) continues from its last checkpoint.
     ckpt = run_dir / LAST
-    resume_at = None
-    if cfg.trainer.checkpoint and previous and previous.get("config_hash") == chash:
-        resume_at = resumable_epoch(ckpt)
+    same_config = previous is not None and previous.get("config_hash") == chash
+    resume_at = resumable_epoch(ckpt) if cfg.trainer.checkpoint and same_config else None
 
     seeds = [cfg.seed + i for i in range(cfg.ensemble.size)]
     tag = f"{cfg.name} {tag} seed={cfg.seed}".replace("  ", " ")
     quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg.task, seeds=seeds, limit_batches=cfg.trainer.limit_batches)
-    members = build_members(lambda: build(cfg.model), seeds)
     method = build(cfg.method, keep=("name",))
-    member_log = MemberLog(
-        run_dir, seeds, resume_before_epoch=None if resume_at is None else resume_at - method.source_epochs
-    )
+    keep_before = None if resume_at is None else resume_at - method.source_epochs
+    member_log = MemberLog(run_dir, seeds, resume_before_epoch=keep_before)
     module = MODULES[cfg.task.module](
-        members,
+        build_members(lambda: build(cfg.model), seeds),
         method,
         optimizer=build(cfg.optimizer, _partial_=True),
         lr_schedule=build(cfg.schedule, total=cfg.trainer.epochs),
         log=member_log,
     )
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    tags = [str(t) for t in cfg.get("tags", [])]
-    loggers = build_loggers(cfg.logger, run_dir, cfg.name, tags, resolved)
+    loggers = build_loggers(cfg.logger, run_dir, cfg.name, [str(t) for t in cfg.get("tags", [])], resolved)
     interactive = sys.stderr.isatty() and not multirun and len(seeds) == 1
-    callbacks: list[L.Callback] = []
-    if not interactive:
-        callbacks.append(CompactProgress(tag, len(seeds)))
+    callbacks: list[L.Callback] = [] if interactive else [CompactProgress(tag, len(seeds))]
     if cfg.trainer.checkpoint:
         callbacks.append(LastCheckpoint(ckpt, cfg.trainer.checkpoint_every))
-    trainer = L.Trainer(
-        accelerator=cfg.trainer.accelerator,
-        devices=cfg.trainer.devices,
-        precision=cfg.trainer.precision,
-        max_epochs=method.source_epochs + cfg.trainer.epochs,
-        logger=loggers or False,
-        callbacks=callbacks,
-        enable_checkpointing=False,  # LastCheckpoint does it
-        enable_progress_bar=interactive,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        reload_dataloaders_every_n_epochs=1,
-        log_every_n_steps=cfg.trainer.log_every_n_steps,
-        default_root_dir=str(run_dir),
-    )
-    base = {
-        "experiment": cfg.name,
-        "method": method.name,
-        "config_hash": chash,
-        "config": resolved,
-        **provenance(),
-    }
+    trainer = _trainer(cfg, run_dir, method.source_epochs + cfg.trainer.epochs, loggers, callbacks, interactive)
+
+    base = {"experiment": cfg.name, "method": method.name, "config_hash": chash, "config": resolved, **provenance()}
     write_summary(run_dir, {**base, "kind": "ensemble" if len(seeds) > 1 else "run", "status": "running"})
     timer, failed = Timer(), False
     try:
@@ -128,26 +103,37 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         failed = True
         if not multirun:
             raise
-        log.error("run %s failed:\n%s", run_dir, traceback.format_exc())
+        log.error("run %s failed (the sweep goes on):\n%s", run_dir, traceback.format_exc())
     finally:
         base["wall_time_s"] = timer.seconds
         summaries = member_log.finish(base, failed=failed)
         finish_loggers(loggers, failed)
     metrics = _aggregate(summaries, cfg.monitor)
-    if len(seeds) > 1:
-        write_summary(
-            run_dir,
-            {
-                **base,
-                "kind": "ensemble",
-                "status": "failed" if failed else "completed",
-                "members": {s["seed"]: s["status"] for s in summaries},
-                "metrics": metrics,
-            },
-        )
-    else:
+    if len(seeds) == 1:
         write_summary(run_dir, {**summaries[0], "metrics": metrics})
+    else:
+        members = {s["seed"]: s["status"] for s in summaries}
+        status = "failed" if failed else "completed"
+        write_summary(run_dir, {**base, "kind": "ensemble", "status": status, "members": members, "metrics": metrics})
     return metrics
+
+
+def _trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, loggers: list, callbacks: list, bar: bool) -> L.Trainer:
+    return L.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        precision=cfg.trainer.precision,
+        max_epochs=max_epochs,
+        logger=loggers or False,
+        callbacks=callbacks,
+        enable_checkpointing=False,  # LastCheckpoint writes checkpoints/last.ckpt
+        enable_progress_bar=bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        reload_dataloaders_every_n_epochs=1,  # each epoch draws its own order (data.sine.epoch_permutation)
+        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        default_root_dir=str(run_dir),
+    )
 
 
 def run_toy(cfg: DictConfig, run_dir: Path, chash: str) -> dict[str, Any]:
