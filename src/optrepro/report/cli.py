@@ -40,6 +40,10 @@ def write_report(paths: list[Path], out: Path) -> Path:
         ]
         for item in ht.sine_curves(runs, metrics, out) + ht.final_vs_omega(table, out):
             lines += [f"![{item['caption']}]({item['files'][0]})", "", f"*{item['caption']}*", ""]
+    if runs.experiment.fillna("").str.startswith("th/").any():
+        from optrepro.report import th
+
+        lines += th.th_section(runs[runs.experiment.str.startswith("th/")], out)
     diverged = runs[runs.status != "completed"]
     if len(diverged):
         lines += ["## Runs that did not complete", "", ht.to_markdown(diverged[["run_dir", "status"]]), ""]
