@@ -113,3 +113,21 @@ def test_tensorboard_logger_writes_event_files(make_cfg, tmp_path):
     pytest.importorskip("tensorboard")
     run(make_cfg("logger=tensorboard"))
     assert list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "rmsprop", "inna", "step_tuned_sgd"])
+def test_every_optimizer_trains_a_run(make_cfg, tmp_path, optimizer):
+    metrics = run(make_cfg(f"optimizer={optimizer}", "optimizer.lr=0.01"))
+    assert metrics["runs/completed"] == 1
+    rows = read_metrics(tmp_path / "run")
+    per_step = 2 if optimizer == "step_tuned_sgd" else 1
+    assert rows.grad_evals.tolist() == [5 * per_step * (i + 1) for i in range(4)]  # 5 batches per epoch
+    if optimizer == "step_tuned_sgd":
+        assert rows["optim/step_size"].between(0.5, 2.0).all()
+
+
+def test_step_tuned_sgd_refuses_to_mix_ensemble_members(make_cfg):
+    from optrepro.config import ConfigError
+
+    with pytest.raises(ConfigError, match="mix the members"):
+        run(make_cfg("optimizer=step_tuned_sgd", "ensemble.size=2"))

@@ -70,12 +70,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg.task, seeds=seeds, limit_batches=cfg.trainer.limit_batches)
     method = build(cfg.method, keep=("name",))
+    optimizer = build(cfg.optimizer, _partial_=True)
+    if len(seeds) > 1 and not getattr(optimizer.func, "elementwise", True):
+        raise ConfigError(
+            f"optimizer {optimizer.func.__name__} reduces over all parameters, which would mix the members of an "
+            f"ensemble: use ensemble.size=1 (and sweep seeds) with it, not ensemble.size={len(seeds)}"
+        )
     keep_before = None if resume_at is None else resume_at - method.source_epochs
     member_log = MemberLog(run_dir, seeds, resume_before_epoch=keep_before)
     module = MODULES[cfg.task.module](
         build_members(lambda: build(cfg.model), seeds),
         method,
-        optimizer=build(cfg.optimizer, _partial_=True),
+        optimizer=optimizer,
         lr_schedule=build(cfg.schedule, total=cfg.trainer.epochs),
         log=member_log,
     )

@@ -97,13 +97,17 @@ class RegressionModule(L.LightningModule):
         newly_dead = (self.alive & ~finite).cpu()
         self.alive &= finite
         values = {k: v.float().cpu() for k, v in metrics.items()}  # one host sync per epoch
+        optimizer = self.trainer.optimizers[0]
         common = {
             "epoch": self.budget_epoch,
             "step": self.global_step,
-            "grad_evals": self.global_step,
+            # minibatch gradients so far: Step-Tuned SGD evaluates two per step
+            "grad_evals": self.global_step * getattr(optimizer, "evals_per_step", 1),
             self.method.parameter_name: self.lam,
             "lr": self._epoch_lr,  # in effect when the epoch started
         }
+        if hasattr(optimizer, "last_step_size"):
+            common["optim/step_size"] = optimizer.last_step_size
         alive = self.alive.cpu()
         if self.log_members is not None:
             for i in range(self.members.size):
