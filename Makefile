@@ -43,8 +43,9 @@ lint: install ## ruff lint and format check
 ht-sine: install ## HT Figures 1, 2a, 2b, 5, 8 at paper scale (100 seeds per method and omega; GPU strongly advised)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/ht_sine.sh $(ARGS)
 
-bench: install ## Ensemble speed: seconds per epoch of a 100-member ensemble vs one member (CPU, and GPU if present)
+bench: install ## Speed ratios measured side by side: ensemble vs one member; INNA / Step-Tuned SGD vs SGD
 	$(BIN)/python scripts/bench_ensemble.py
+	$(BIN)/python scripts/bench_optim.py
 
 clean-outputs: ## Delete outputs/ (all runs, sweeps and reports)
 	rm -rf outputs

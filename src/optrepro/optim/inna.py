@@ -5,6 +5,11 @@
 
 v_k is the minibatch (sub)gradient. psi_0 = (1 - alpha beta) theta_0 - (beta^2 - beta) v_0 (TH section 2.6.1), set at
 the first step from the first gradient, makes the first step exactly theta_0 - gamma_0 v_0.
+
+Implemented in an equivalent form with four in-place multi-tensor operations and no temporaries: with
+phi = theta - psi, subtracting the two lines of 2.13 gives phi_{k+1} = phi_k - gamma_k beta v_k, and
+theta_{k+1} = (1 - gamma_k alpha) theta_k + (gamma_k / beta) phi_k - gamma_k beta v_k. The state holds phi;
+``INNA.psi(p)`` returns the thesis's psi.
 """
 
 from __future__ import annotations
@@ -65,45 +70,46 @@ class INNA(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            grads, psis = [], []
-            for p in params:
+            lr, alpha, beta, wd = group["lr"], group["alpha"], group["beta"], group["weight_decay"]
+            grads = [p.grad for p in params]
+            if wd and not group["decoupled_weight_decay"]:
+                grads = torch._foreach_add(grads, params, alpha=wd)  # gradient of lambda/2 ||theta||^2
+            phis = []
+            for p, g in zip(params, grads):
                 state = self.state[p]
-                g = p.grad
-                if group["weight_decay"] and not group["decoupled_weight_decay"]:
-                    g = g.add(p, alpha=group["weight_decay"])  # gradient of lambda/2 ||theta||^2
-                if "psi" not in state:
-                    a, b = group["alpha"], group["beta"]
-                    state["psi"] = (1 - a * b) * p.detach().clone() - (b * b - b) * g
-                grads.append(g)
-                psis.append(state["psi"])
+                if "phi" not in state:  # phi_0 = theta_0 - psi_0 = alpha beta theta_0 + (beta^2 - beta) v_0
+                    state["phi"] = alpha * beta * p.detach() + (beta * beta - beta) * g
+                phis.append(state["phi"])
             foreach = group["foreach"]
             if foreach is None:
                 foreach = all(p.is_cuda for p in params)
-            (_foreach_update if foreach else _loop_update)(params, grads, psis, group)
+            if group["decoupled_weight_decay"] and wd:  # theta <- (1 - lr wd) theta with psi unchanged
+                _axpy(phis, params, -lr * wd, foreach)
+                _scale(params, 1 - lr * wd, foreach)
+            # theta_{k+1} = (1 - lr alpha) theta_k + (lr / beta) phi_k - lr beta v_k;  phi_{k+1} = phi_k - lr beta v_k
+            _scale(params, 1 - lr * alpha, foreach)
+            _axpy(params, phis, lr / beta, foreach)
+            _axpy(params, grads, -lr * beta, foreach)
+            _axpy(phis, grads, -lr * beta, foreach)
         return loss
 
-
-def _coefficients(group: dict) -> tuple[float, float, float, float]:
-    lr, alpha, beta = group["lr"], group["alpha"], group["beta"]
-    return lr, 1 / beta - alpha, 1 / beta, beta
-
-
-def _loop_update(params: list[Tensor], grads: list[Tensor], psis: list[Tensor], group: dict) -> None:
-    lr, c, inv_beta, beta = _coefficients(group)
-    for p, g, psi in zip(params, grads, psis):
-        if group["decoupled_weight_decay"] and group["weight_decay"]:
-            p.mul_(1 - lr * group["weight_decay"])
-        drift = c * p - inv_beta * psi  # (1/beta - alpha) theta_k - psi_k / beta, shared by both lines of 2.13
-        p.add_(lr * (drift - beta * g))
-        psi.add_(lr * drift)
+    def psi(self, p: Tensor) -> Tensor:
+        """The thesis's psi for parameter ``p`` (psi = theta - phi)."""
+        return p.detach() - self.state[p]["phi"]
 
 
-def _foreach_update(params: list[Tensor], grads: list[Tensor], psis: list[Tensor], group: dict) -> None:
-    lr, c, inv_beta, beta = _coefficients(group)
-    if group["decoupled_weight_decay"] and group["weight_decay"]:
-        torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
-    drift = torch._foreach_mul(params, c)
-    torch._foreach_add_(drift, psis, alpha=-inv_beta)
-    step = torch._foreach_add(drift, grads, alpha=-beta)
-    torch._foreach_add_(params, step, alpha=lr)
-    torch._foreach_add_(psis, drift, alpha=lr)
+def _scale(xs: list[Tensor], c: float, foreach: bool) -> None:
+    if foreach:
+        torch._foreach_mul_(xs, c)
+    else:
+        for x in xs:
+            x.mul_(c)
+
+
+def _axpy(ys: list[Tensor], xs: list[Tensor], a: float, foreach: bool) -> None:
+    """y += a x for every pair."""
+    if foreach:
+        torch._foreach_add_(ys, xs, alpha=a)
+    else:
+        for y, x in zip(ys, xs):
+            y.add_(x, alpha=a)

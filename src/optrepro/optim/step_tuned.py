@@ -68,12 +68,11 @@ class StepTunedSGD(torch.optim.Optimizer):
         self.last_step_size = 1.0
         self.last_curvature = float("nan")
 
-    def _params(self) -> list[tuple[Tensor, dict]]:
-        return [(p, g) for g in self.param_groups for p in g["params"]]
-
-    def _grad(self, p: Tensor, group: dict) -> Tensor:
-        g = p.grad if p.grad is not None else torch.zeros_like(p)
-        return g.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else g  # lambda/2 ||theta||^2
+    def _grads(self, group: dict) -> list[Tensor]:
+        """The group's gradients, plus weight decay as a loss term lambda/2 ||theta||^2; always new tensors."""
+        params = group["params"]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        return torch._foreach_add(grads, params, alpha=group["weight_decay"])
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:
@@ -86,22 +85,24 @@ class StepTunedSGD(torch.optim.Optimizer):
         decay = (k + 1) ** -(0.5 + self.delta) if self.decay == "step" else 1.0
         with torch.enable_grad():
             loss = closure()
-        first = {p: self._grad(p, g).clone() for p, g in self._params()}
-        for p, g in self._params():
-            p.add_(first[p], alpha=-g["lr"] * decay * gamma)  # line 6; d_theta = -a gamma grad
+        first = [self._grads(g) for g in self.param_groups]
+        for g, g0 in zip(self.param_groups, first):
+            torch._foreach_add_(g["params"], g0, alpha=-g["lr"] * decay * gamma)  # line 6
         with torch.enable_grad():
             closure()
         dots, sqs = [], []
-        for p, g in self._params():
-            second = self._grad(p, g)
-            d_theta = first[p].mul(-g["lr"] * decay * gamma)
-            state = self.state[p]
-            G = state.setdefault("G", torch.zeros_like(p))
-            G.mul_(self.beta).add_(second - first[p], alpha=1 - self.beta)  # eq. 4.15
-            dots.append((G * d_theta).sum() / (1 - self.beta ** (k + 1)))  # <G_hat, d_theta>
-            sqs.append(d_theta.pow(2).sum())
-            p.add_(second, alpha=-g["lr"] * decay * gamma)  # line 7
-        dot, sq = (torch.stack(v).sum().item() for v in (dots, sqs))  # one host sync per step
+        for g, g0 in zip(self.param_groups, first):
+            g1, step = self._grads(g), g["lr"] * decay * gamma
+            G = [self.state[p].setdefault("G", torch.zeros_like(p)) for p in g["params"]]
+            torch._foreach_mul_(G, self.beta)  # eq. 4.15 with d_g = g1 - g0
+            torch._foreach_add_(G, g1, alpha=1 - self.beta)
+            torch._foreach_add_(G, g0, alpha=-(1 - self.beta))
+            # d_theta = -step g0, so <G_hat, d_theta> = -step <G, g0> / (1 - beta^(k+1)) and ||d_theta|| = step ||g0||
+            dots += [-step * torch.dot(a.flatten(), b.flatten()) for a, b in zip(G, g0)]
+            sqs += [step * n for n in torch._foreach_norm(g0)]
+            torch._foreach_add_(g["params"], g1, alpha=-step)  # line 7
+        dot, sq = torch.stack([torch.stack(dots).sum(), torch.stack(sqs).pow(2).sum()]).tolist()  # one sync
+        dot /= 1 - self.beta ** (k + 1)
         gamma_next = min(max(sq / dot if dot > 0 else self.nu, self.m), self.M)  # lines 12-17
         for g in self.param_groups:
             g["k"], g["gamma"] = k + 1, gamma_next
