@@ -43,6 +43,9 @@ lint: install ## ruff lint and format check
 ht-sine: install ## HT Figures 1, 2a, 2b, 5, 8 at paper scale (100 seeds per method and omega; GPU strongly advised)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/ht_sine.sh $(ARGS)
 
+th-toys: install ## TH Figures 2.1, 3.2 and Table 3.1 (INNA on 2-D problems; CPU, about a minute)
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/th_toys.sh $(ARGS)
+
 bench: install ## Speed ratios measured side by side: ensemble vs one member; INNA / Step-Tuned SGD vs SGD
 	$(BIN)/python scripts/bench_ensemble.py
 	$(BIN)/python scripts/bench_optim.py
@@ -50,4 +53,4 @@ bench: install ## Speed ratios measured side by side: ensemble vs one member; IN
 clean-outputs: ## Delete outputs/ (all runs, sweeps and reports)
 	rm -rf outputs
 
-.PHONY: help install demo test test-all smoke lint ht-sine bench clean-outputs
+.PHONY: help install demo test test-all smoke lint ht-sine th-toys bench clean-outputs

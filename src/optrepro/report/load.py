@@ -42,6 +42,7 @@ def _run_row(run_dir: Path, summary: dict) -> dict:
         "n_samples": task.get("n_samples"),
         "batch_size": task.get("batch_size"),
         "epochs": cfg.get("trainer", {}).get("epochs"),
+        "module": task.get("module"),
         "source_epochs": cfg.get("method", {}).get("source_epochs"),
         "optimizer": cfg.get("optimizer", {}).get("_target_", "").rsplit(".", 1)[-1],
         "lr": cfg.get("optimizer", {}).get("lr"),

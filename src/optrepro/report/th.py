@@ -1,0 +1,131 @@
+"""TH figures and tables from the toy runs: Figure 2.1 (non-smooth Rosenbrock), Figure 3.2 (spirals), Table 3.1
+(saddle escape) beside the thesis's numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from optrepro.report.figures import save
+from optrepro.toys.inna_toys import quadratic, rosenbrock_ns
+
+THESIS_T3_1 = pd.DataFrame(
+    {
+        "method": ["INNA alpha beta < 1", "INNA alpha beta > 1", "GD"],
+        "thesis share (-sqrt2, 0)": [0.488, 0.507, 0.502],
+        "thesis share (sqrt2, 0)": [0.512, 0.493, 0.498],
+        "thesis share (0, 0)": [0.0, 0.0, 0.0],
+        "thesis escape (units of 5 iterations)": [36, 35, 37],
+    }
+)
+
+
+def _contour(ax, objective, paths: pd.DataFrame, levels) -> None:
+    """Level lines of ``objective`` over the box the trajectories visit (with a margin)."""
+    box = []
+    for col in ("t1", "t2"):
+        lo, hi = paths[col].min(), paths[col].max()
+        pad = 0.1 * (hi - lo) + 1e-3
+        box.append((lo - pad, hi + pad))
+    x, y = np.meshgrid(np.linspace(*box[0], 300), np.linspace(*box[1], 300))
+    z = objective(torch.tensor(np.stack([x, y], -1))).numpy()
+    ax.contour(x, y, z, levels=levels, cmap="Greys", linewidths=0.6)
+
+
+def rosenbrock_figure(run_dir: Path, out: Path) -> dict:
+    paths = pd.read_csv(run_dir / "trajectories.csv")
+    settings = list(dict.fromkeys(paths.setting))
+    fig, axes = plt.subplots(1, len(settings) + 1, figsize=(4 * (len(settings) + 1), 3.6))
+    for ax, setting in zip(axes, settings):
+        p = paths[paths.setting == setting]
+        _contour(ax, rosenbrock_ns, p, np.geomspace(0.05, 1000, 15))
+        ax.plot(p.t1, p.t2, lw=0.8, color="tab:red")
+        ax.plot([-1], [1.5], "kx")
+        ax.plot([1], [1], "k*")
+        ax.set_title(setting, fontsize=9)
+    for setting in settings:
+        p = paths[paths.setting == setting]
+        axes[-1].plot(p.iteration, p.J, label=setting, lw=1)
+    axes[-1].set_yscale("log")
+    axes[-1].set_xlabel("iteration")
+    axes[-1].set_ylabel("J")
+    axes[-1].legend(fontsize=7)
+    files = save(fig, out, "th_f2_1_rosenbrock")
+    last = paths.groupby("setting").J.last()
+    caption = (
+        "TH Figure 2.1: full-batch INNA on J = 100 (t2 - |t1|)^2 + |1 - t1| from (-1, 1.5), step 1e-4, "
+        f"{int(paths.iteration.max())} iterations; final J: "
+        + "; ".join(f"{s}: {last[s]:.2g}" for s in settings)
+        + ". Thesis: larger beta removes transverse oscillations; (1.3, 0.1) best in the long run."
+    )
+    return {"files": files, "caption": caption}
+
+
+def spirals_figure(run_dir: Path, out: Path) -> dict:
+    paths = pd.read_csv(run_dir / "trajectories.csv")
+    settings = list(dict.fromkeys(paths.setting))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    _contour(axes[0], quadratic, paths, np.geomspace(0.01, 3000, 12))
+    for setting in settings:
+        p = paths[paths.setting == setting]
+        axes[0].plot(p.t1, p.t2, lw=0.8, label=setting)
+        axes[1].plot(p.iteration, p.J, lw=1, label=setting)
+        axes[2].plot(p.iteration, p.distance, lw=1, label=setting)
+    axes[0].legend(fontsize=7)
+    for ax, name in zip(axes[1:], ("J", "distance to (0, 0)")):
+        ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(name)
+    files = save(fig, out, "th_f3_2_spirals")
+    caption = (
+        "TH Figure 3.2: full-batch INNA on J = t1^2 + 2 t2^2 from (1, 1), step 1e-2, "
+        f"{int(paths.iteration.max())} iterations. Thesis: spirals when alpha beta < 1, none when alpha beta > 1, "
+        "and alpha beta < 1 is still faster; alpha(t) = 2/t spirals widely unless beta is larger."
+    )
+    return {"files": files, "caption": caption}
+
+
+def saddle_table(run_dir: Path) -> tuple[pd.DataFrame, str]:
+    ours = pd.read_csv(run_dir / "table.csv")
+    ours["method kind"] = ours.method.str.replace(r" \(.*\)", "", regex=True).str.strip()
+    ours.loc[ours.method.str.contains("< 1"), "method kind"] = "INNA alpha beta < 1"
+    ours.loc[ours.method.str.contains("> 1"), "method kind"] = "INNA alpha beta > 1"
+    off = ours[ours.start_set.str.startswith("off")].merge(THESIS_T3_1, left_on="method kind", right_on="method")
+    cols = ["method_x", "runs", "share (-sqrt2, 0)", "share (sqrt2, 0)", "share (0, 0)", "mean_escape/5"]
+    table = off[cols + list(THESIS_T3_1.columns[1:])].rename(columns={"method_x": "method"})
+    on = ours[ours.start_set.str.startswith("on")]
+    note = (
+        f"On the stable manifold, the share ending at (0, 0): {', '.join(f'{s:.0%}' for s in on['share (0, 0)'])} "
+        "(thesis: 100% for each). Escape: the first iteration with ||theta|| > the preset's escape_radius, divided "
+        "by 5 because the thesis's column counted in units of 5 iterations."
+    )
+    return table, note
+
+
+def th_section(runs: pd.DataFrame, out: Path) -> list[str]:
+    from optrepro.report.ht import to_markdown
+
+    lines = ["## TH: INNA on two-dimensional problems", ""]
+    for run in runs[runs.status == "completed"].itertuples():
+        run_dir = Path(run.run_dir)
+        if run.experiment == "th/saddle_t3_1":
+            table, note = saddle_table(run_dir)
+            table.to_csv(out / "th_t3_1_saddle.csv", index=False)
+            lines += [
+                "TH Table 3.1, starts off the stable manifold (ours beside the thesis's):",
+                "",
+                to_markdown(table),
+                "",
+                note,
+                "",
+            ]
+            continue
+        draw = {"th/rosenbrock_f2_1": rosenbrock_figure, "th/spirals_f3_2": spirals_figure}.get(run.experiment)
+        if draw is not None:
+            item = draw(run_dir, out)
+            lines += [f"![{item['caption']}]({item['files'][0]})", "", f"*{item['caption']}*", ""]
+    return lines
