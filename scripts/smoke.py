@@ -16,7 +16,8 @@ def main() -> int:
             try:
                 cfg = compose([f"experiment={name}", "profile=smoke", f"paths.run_dir={tmp}/{name}"])
                 metrics = run(cfg)
-                print(f"ok    {name:32s} {time.perf_counter() - start:5.1f} s  {metrics.get('train/loss')}")
+                value = metrics.get(cfg.monitor)
+                print(f"ok    {name:32s} {time.perf_counter() - start:5.1f} s  {cfg.monitor} = {value:.4g}")
             except Exception as err:  # noqa: BLE001 - report every preset, then fail
                 failures += 1
                 print(f"FAIL  {name:32s} {type(err).__name__}: {err}")

@@ -26,8 +26,11 @@ def test_preset_composes_and_validates(name, profile):
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_runs_at_profile_smoke(name, tmp_path):
-    metrics = run(compose([f"experiment={name}", "profile=smoke", f"paths.run_dir={tmp_path}"]))
-    assert metrics["runs/completed"] == 2  # smoke keeps two seeds
+    cfg = compose([f"experiment={name}", "profile=smoke", f"paths.run_dir={tmp_path}"])
+    metrics = run(cfg)
+    assert isinstance(metrics[cfg.monitor], float)
+    if cfg.task.module != "toy":
+        assert metrics["runs/completed"] == 2  # smoke keeps two seeds
     assert (tmp_path / "summary.json").is_file()
 
 
