@@ -131,3 +131,11 @@ def test_step_without_closure_is_refused():
     opt = StepTunedSGD([torch.nn.Parameter(torch.zeros(1))])
     with pytest.raises(RuntimeError, match="closure"):
         opt.step()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"beta": 1.0}, "beta=1.0"), ({"m": 3.0}, "m=3.0"), ({"decay": "epoch"}, "decay='epoch'")]
+)
+def test_bad_hyper_parameters_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        StepTunedSGD([torch.nn.Parameter(torch.zeros(1))], **kwargs)

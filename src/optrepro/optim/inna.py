@@ -19,6 +19,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from optrepro.optim.checks import require
+
 
 class INNA(torch.optim.Optimizer):
     """INNA with hyper-parameters ``alpha >= 0`` and ``beta > 0`` (thesis default (0.5, 0.1)).
@@ -42,14 +44,10 @@ class INNA(torch.optim.Optimizer):
         decoupled_weight_decay: bool = False,
         foreach: bool | None = None,
     ):
-        if lr <= 0:
-            raise ValueError(f"INNA: lr={lr} is not allowed: lr must be > 0")
-        if alpha < 0:
-            raise ValueError(f"INNA: alpha={alpha} is not allowed: alpha must be >= 0")
-        if beta <= 0:
-            raise ValueError(f"INNA: beta={beta} is not allowed: beta must be > 0")
-        if weight_decay < 0:
-            raise ValueError(f"INNA: weight_decay={weight_decay} is not allowed: it must be >= 0")
+        require("INNA", "lr", lr, lr > 0, "> 0")
+        require("INNA", "alpha", alpha, alpha >= 0, ">= 0")
+        require("INNA", "beta", beta, beta > 0, "> 0")
+        require("INNA", "weight_decay", weight_decay, weight_decay >= 0, ">= 0")
         defaults = dict(
             lr=lr,
             alpha=alpha,

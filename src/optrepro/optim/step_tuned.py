@@ -20,6 +20,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from optrepro.optim.checks import require
+
 DECAYS = ("step", "none")
 
 
@@ -49,19 +51,14 @@ class StepTunedSGD(torch.optim.Optimizer):
         decay: str = "step",
         weight_decay: float = 0.0,
     ):
-        checks = {
-            "lr": lr > 0,
-            "nu": nu > 0,
-            "beta": 0 <= beta < 1,
-            "m": 0 < m <= M,
-            "delta": 0 < delta < 0.5,
-            "weight_decay": weight_decay >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"StepTunedSGD: {name}={locals()[name]} is not allowed (see TH Algorithm 3)")
-        if decay not in DECAYS:
-            raise ValueError(f"StepTunedSGD: decay={decay!r} is not one of {DECAYS}")
+        owner = "StepTunedSGD"
+        require(owner, "lr", lr, lr > 0, "> 0")
+        require(owner, "nu", nu, nu > 0, "> 0")
+        require(owner, "beta", beta, 0 <= beta < 1, "in [0, 1)")
+        require(owner, "m", m, 0 < m <= M, "in (0, M]")
+        require(owner, "delta", delta, 0 < delta < 0.5, "in (0, 1/2)")
+        require(owner, "weight_decay", weight_decay, weight_decay >= 0, ">= 0")
+        require(owner, "decay", decay, decay in DECAYS, f"one of {DECAYS}")
         # k and gamma live in the param groups (the same in each) so that state_dict() carries them
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay, k=0, gamma=1.0))
         self.nu, self.beta, self.m, self.M, self.delta, self.decay = nu, beta, m, M, delta, decay
