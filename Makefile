@@ -43,7 +43,7 @@ lint: install ## ruff lint and format check
 ht-sine: install ## HT Figures 1, 2a, 2b, 5, 8 at paper scale (100 seeds per method and omega; GPU strongly advised)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/ht_sine.sh $(ARGS)
 
-th-toys: install ## TH Figures 2.1, 3.2 and Table 3.1 (INNA on 2-D problems; CPU, about a minute)
+th-toys: install ## TH Figures 2.1, 3.2, 4.2, 4.3 and Table 3.1 (plain loops on a CPU, about 3 minutes)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/th_toys.sh $(ARGS)
 
 bench: install ## Speed ratios measured side by side: ensemble vs one member; INNA / Step-Tuned SGD vs SGD

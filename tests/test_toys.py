@@ -83,3 +83,64 @@ def test_th_preset_runs_at_quick_and_reports(name, tmp_path):
     text = (tmp_path / "report" / "report.md").read_text()
     assert "TH " in text
     assert list((tmp_path / "report").glob("th_*"))
+
+
+# ---- TH Figures 4.2 and 4.3: the non-convex regression --------------------------------------------------------
+def small_problem():
+    from optrepro.toys.regression import regression_problem
+
+    return regression_problem(seed=0, n=6, p=3, x_scale=2.0, noise_scale=3.0)
+
+
+def test_regression_gradient_matches_autograd():
+    problem = small_problem()
+    theta = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64, requires_grad=True)
+    (auto,) = torch.autograd.grad(problem.loss(theta), theta)
+    torch.testing.assert_close(problem.grad(theta.detach()), auto)
+
+
+def test_expected_curvature_is_the_average_over_every_minibatch():
+    import itertools
+
+    problem = small_problem()
+    theta = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64)
+
+    def curvature(idx):  # C_{J_A} = grad (1/2 ||grad J_A||^2) (thesis eq. 4.12), by autograd
+        t = theta.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(problem.loss(t, idx), t, create_graph=True)
+        return torch.autograd.grad(0.5 * (g**2).sum(), t)[0]
+
+    subsets = [torch.tensor(s) for s in itertools.combinations(range(6), 2)]  # all 15 equally likely batches
+    exact = torch.stack([curvature(s) for s in subsets]).mean(0)
+    torch.testing.assert_close(problem.expected_curvature(theta, 2), exact)
+
+
+def test_algorithm_2_tunes_its_second_step_from_the_first():
+    from optrepro.toys.regression import bb_descent
+
+    problem, alpha, nu = small_problem(), 0.5, 2.0
+    losses = bb_descent(problem, torch.tensor([alpha], dtype=torch.float64), 2, "alg2", nu)
+    t0 = torch.zeros(3, dtype=torch.float64)
+    t1 = t0 - alpha * problem.grad(t0)
+    d_theta, d_g = t1 - t0, problem.grad(t1) - problem.grad(t0)
+    dot = float(d_theta @ d_g)
+    gamma = float(d_theta @ d_theta) / dot if dot > 0 else nu
+    t2 = t1 - alpha * gamma * problem.grad(t1)
+    assert losses[:, 0].tolist() == pytest.approx([float(problem.loss(t)) for t in (t0, t1, t2)])
+
+
+def test_sgd_and_exact_gv_steps_by_hand():
+    from optrepro.toys.regression import gv_sgd
+
+    problem, alpha = small_problem(), 0.3
+    batches = [[torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])]]
+    a = [alpha / (k + 1) ** 0.501 for k in range(2)]
+    t0 = torch.zeros(3, dtype=torch.float64)
+    t1 = t0 - a[0] * problem.grad(t0, batches[0][0])
+    sgd = t1 - a[1] * problem.grad(t1, batches[0][1])
+    assert gv_sgd(problem, batches, alpha, "sgd")[-1] == pytest.approx(float(problem.loss(sgd)))
+    d_theta, G = t1 - t0, problem.grad(t1) - problem.grad(t0)  # Exact-GV: full gradients
+    dot = float(G @ d_theta)
+    gamma = min(max(float(d_theta @ d_theta) / dot if dot > 0 else 2.0, 0.5), 2.0)
+    exact = t1 - a[1] * gamma * problem.grad(t1, batches[0][1])
+    assert gv_sgd(problem, batches, alpha, "exact")[-1] == pytest.approx(float(problem.loss(exact)))

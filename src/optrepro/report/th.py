@@ -106,10 +106,41 @@ def saddle_table(run_dir: Path) -> tuple[pd.DataFrame, str]:
     return table, note
 
 
+def regression_figure(run_dir: Path, out: Path, deterministic: bool) -> dict:
+    curves, chosen = pd.read_csv(run_dir / "curves.csv"), pd.read_csv(run_dir / "chosen.csv")
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    x, y = ("iteration", "J_minus_Jstar") if deterministic else ("epoch", "J")
+    for method, c in curves.groupby("method", sort=False):
+        alpha = chosen.set_index("method").alpha[method]
+        ax.plot(c[x], c[y].clip(lower=1e-16), label=f"{method} (alpha {alpha:g})", lw=1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel("J - J*" if deterministic else "J")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    if deterministic:
+        files = save(fig, out, "th_f4_2_regression")
+        hits = "; ".join(f"{r.method}: {r.iterations_to_tolerance}" for r in chosen.itertuples())
+        caption = (
+            f"TH Figure 4.2: non-convex regression (N = 500, P = 30), full batch; J* = {chosen.J_star.iloc[0]:.6g} "
+            f"(best value of any method). Iterations to reach J - J* < 0.1 with each method's best alpha: {hits}. "
+            "Thesis: Algorithm 2 fastest."
+        )
+    else:
+        files = save(fig, out, "th_f4_3_regression_minibatch")
+        finals = "; ".join(f"{r.method}: {r.final_J:.4g}" for r in chosen.itertuples())
+        caption = (
+            "TH Figure 4.3: the same problem with minibatches of 50, J after each epoch; alpha chosen by the lowest J "
+            f"after {chosen.selection_epochs.iloc[0]} epochs. Final J: {finals}. Thesis: Exact-GV, Expected-GV and "
+            "Step-Tuned SGD drop fast, Stochastic-GV fails."
+        )
+    return {"files": files, "caption": caption}
+
+
 def th_section(runs: pd.DataFrame, out: Path) -> list[str]:
     from optrepro.report.ht import to_markdown
 
-    lines = ["## TH: INNA on two-dimensional problems", ""]
+    lines = ["## TH: low-dimensional experiments", ""]
     for run in runs[runs.status == "completed"].itertuples():
         run_dir = Path(run.run_dir)
         if run.experiment == "th/saddle_t3_1":
@@ -124,7 +155,12 @@ def th_section(runs: pd.DataFrame, out: Path) -> list[str]:
                 "",
             ]
             continue
-        draw = {"th/rosenbrock_f2_1": rosenbrock_figure, "th/spirals_f3_2": spirals_figure}.get(run.experiment)
+        draw = {
+            "th/rosenbrock_f2_1": rosenbrock_figure,
+            "th/spirals_f3_2": spirals_figure,
+            "th/regression_f4_2": lambda d, o: regression_figure(d, o, deterministic=True),
+            "th/regression_f4_3": lambda d, o: regression_figure(d, o, deterministic=False),
+        }.get(run.experiment)
         if draw is not None:
             item = draw(run_dir, out)
             lines += [f"![{item['caption']}]({item['files'][0]})", "", f"*{item['caption']}*", ""]

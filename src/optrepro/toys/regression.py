@@ -1,0 +1,257 @@
+"""TH Figures 4.2 and 4.3: the non-convex regression of thesis section 4.7, J(theta) = 1/N sum phi(A_n theta - b_n)
+with phi(t) = t^2 / (1 + t^2), N = 500, P = 30 (after Carmon et al., 2017).
+
+Data (the thesis refers to Carmon et al. for it; our reading, marked in the config): A_nj ~ N(0, 1),
+b = A x* + noise_scale * Cauchy noise with x* ~ N(0, x_scale^2 I); theta_0 = 0.
+
+F4.2 (full batch, 250 iterations): Algorithm 2, Barzilai-Borwein with absolute values (both scaled by alpha), and
+gradient descent with Armijo backtracking; each method's hyper-parameter is the grid value that first reaches
+J - J* < 0.1 (thesis 4.7), with J* the best value any method reaches in ``reference_iterations`` (10^5 in the thesis).
+F4.3 (minibatches of 50, 250 epochs): SGD, Stochastic-GV, Exact-GV, Expected-GV (Algorithms 4-6) and Step-Tuned SGD
+(Algorithm 3, ``optrepro.optim.StepTunedSGD``); each with the grid alpha giving the lowest J after 50 epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from optrepro.optim import StepTunedSGD
+
+
+@dataclass(frozen=True)
+class Regression:
+    A: Tensor  # [N, P]
+    b: Tensor  # [N]
+
+    def residual(self, theta: Tensor, idx: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        A, b = (self.A, self.b) if idx is None else (self.A[idx], self.b[idx])
+        return A, theta @ A.T - b  # theta may be [P] or [G, P] (several runs at once)
+
+    def loss(self, theta: Tensor, idx: Tensor | None = None) -> Tensor:
+        _, r = self.residual(theta, idx)
+        return (r**2 / (1 + r**2)).mean(-1)
+
+    def grad(self, theta: Tensor, idx: Tensor | None = None) -> Tensor:
+        A, r = self.residual(theta, idx)
+        return (2 * r / (1 + r**2) ** 2) @ A / A.shape[0]  # phi'(t) = 2t / (1 + t^2)^2
+
+    def expected_curvature(self, theta: Tensor, batch: int) -> Tensor:
+        """E[C_{J_A}(theta)] = E[H_A grad J_A] over minibatches A of ``batch`` rows drawn without replacement
+        (thesis eq. 4.12, 4.17), computed exactly from P(n, m in A)."""
+        n = self.A.shape[0]
+        r = theta @ self.A.T - self.b
+        d1, d2 = 2 * r / (1 + r**2) ** 2, (2 - 6 * r**2) / (1 + r**2) ** 3  # phi', phi''
+        g_sum = d1 @ self.A  # sum_m g_m
+        diag = (d2 * d1 * (self.A**2).sum(1)) @ self.A  # sum_n h_n g_n = sum_n phi''_n phi'_n ||a_n||^2 a_n
+        full = ((self.A @ g_sum) * d2) @ self.A  # (sum_n h_n)(sum_m g_m)
+        p_same, p_pair = batch / n, batch * (batch - 1) / (n * (n - 1))
+        return (p_same * diag + p_pair * (full - diag)) / batch**2
+
+
+def regression_problem(seed: int, n: int, p: int, x_scale: float, noise_scale: float) -> Regression:
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(n, p, generator=g, dtype=torch.float64)
+    x_star = x_scale * torch.randn(p, generator=g, dtype=torch.float64)
+    cauchy = torch.tan(torch.pi * (torch.rand(n, generator=g, dtype=torch.float64) - 0.5))
+    return Regression(A, A @ x_star + noise_scale * cauchy)
+
+
+# ---- F4.2: deterministic ----------------------------------------------------------------------------------------
+def bb_descent(problem: Regression, alphas: Tensor, iterations: int, rule: str, nu: float) -> Tensor:
+    """Algorithm 2 (``rule='alg2'``: gamma = ||d theta||^2 / <d g, d theta> if positive, else nu) or BB with absolute
+    values (``rule='bb_abs'``), both scaled by alpha; one run per alpha at once. Returns J, [iterations + 1, G]."""
+    theta = problem.A.new_zeros(len(alphas), problem.A.shape[1])
+    g = problem.grad(theta)
+    losses = [problem.loss(theta)]
+    prev_theta, prev_g = theta, g
+    theta = theta - alphas[:, None] * g  # line 3
+    for _ in range(1, iterations):
+        losses.append(problem.loss(theta))
+        g = problem.grad(theta)
+        d_theta, d_g = theta - prev_theta, g - prev_g
+        dot, sq = (d_theta * d_g).sum(1), (d_theta**2).sum(1)
+        if rule == "alg2":
+            gamma = torch.where(dot > 0, sq / dot.clamp_min(1e-300), torch.full_like(dot, nu))
+        else:
+            gamma = sq / dot.abs().clamp_min(1e-300)
+        prev_theta, prev_g = theta, g
+        theta = theta - (alphas * gamma)[:, None] * g
+    losses.append(problem.loss(theta))
+    return torch.stack(losses)
+
+
+def armijo_descent(
+    problem: Regression, initial: Tensor, iterations: int, c: float = 1e-4, shrink: float = 0.5
+) -> Tensor:
+    """Gradient descent with Armijo backtracking from the initial step ``initial`` at every iteration."""
+    theta = problem.A.new_zeros(len(initial), problem.A.shape[1])
+    losses = [problem.loss(theta)]
+    for _ in range(iterations):
+        g, f = problem.grad(theta), losses[-1]
+        step, done = initial.clone(), torch.zeros_like(initial, dtype=torch.bool)
+        for _ in range(60):
+            ok = problem.loss(theta - step[:, None] * g) <= f - c * step * (g**2).sum(1)
+            done |= ok
+            if done.all():
+                break
+            step = torch.where(done, step, step * shrink)
+        theta = theta - step[:, None] * g
+        losses.append(problem.loss(theta))
+    return torch.stack(losses)
+
+
+def _first_below(curve: Tensor, threshold: float) -> int:
+    below = (curve < threshold).nonzero()
+    return int(below[0]) if len(below) else len(curve)
+
+
+def deterministic_f4_2(
+    run_dir: Path,
+    seed: int,
+    n: int,
+    p: int,
+    x_scale: float,
+    noise_scale: float,
+    iterations: int,
+    reference_iterations: int,
+    grid: list[float],
+    nu: float,
+    tolerance: float,
+) -> dict[str, float]:
+    """TH Figure 4.2. Writes ``curves.csv`` (method, iteration, J, J_minus_Jstar) and ``chosen.csv``."""
+    problem = regression_problem(seed, n, p, x_scale, noise_scale)
+    alphas = torch.tensor(grid, dtype=torch.float64)
+    long = max(iterations, reference_iterations)
+    runs = {
+        "Algorithm 2": bb_descent(problem, alphas, long, "alg2", nu),
+        "BB with absolute values": bb_descent(problem, alphas, long, "bb_abs", nu),
+        "GD with Armijo": armijo_descent(problem, alphas, long),
+    }
+    j_star = min(float(torch.nan_to_num(c, nan=float("inf")).min()) for c in runs.values())
+    frames, chosen = [], []
+    for method, curves in runs.items():
+        gap = curves[: iterations + 1] - j_star
+        hits = [_first_below(gap[:, i], tolerance) for i in range(len(grid))]
+        finals = torch.nan_to_num(gap[-1], nan=float("inf"))
+        best = min(range(len(grid)), key=lambda i: (hits[i], float(finals[i])))
+        chosen.append({"method": method, "alpha": grid[best], "iterations_to_tolerance": hits[best]})
+        frames.append(
+            pd.DataFrame(
+                {
+                    "method": method,
+                    "iteration": range(iterations + 1),
+                    "J": curves[: iterations + 1, best].numpy(),
+                    "J_minus_Jstar": gap[:, best].numpy(),
+                }
+            )
+        )
+    pd.concat(frames).to_csv(Path(run_dir) / "curves.csv", index=False)
+    table = pd.DataFrame(chosen).assign(J_star=j_star)
+    table.to_csv(Path(run_dir) / "chosen.csv", index=False)
+    return {f"iterations_to_tolerance/{r['method']}": float(r["iterations_to_tolerance"]) for r in chosen} | {
+        "J_star": j_star
+    }
+
+
+# ---- F4.3: minibatches ------------------------------------------------------------------------------------------
+def _batches(seed: int, n: int, batch: int, epochs: int) -> list[list[Tensor]]:
+    g = torch.Generator().manual_seed(seed + 1)
+    return [list(torch.randperm(n, generator=g).split(batch)) for _ in range(epochs)]
+
+
+def gv_sgd(problem: Regression, batches, alpha: float, kind: str, nu=2.0, m=0.5, M=2.0, delta=0.001) -> list[float]:
+    """SGD (``kind='sgd'``) and Algorithms 4-6 (``stochastic``, ``exact``, ``expected``): full J after each epoch.
+
+    The step at iteration k is alpha / (k+1)^(1/2+delta) gamma_k grad J_Bk(theta_k), gamma_0 = 1 (SGD: gamma = 1).
+    Expected-GV's G_k uses the step actually taken at k-1 (line 9 of Algorithm 6 prints (k-1)^(1/2+delta), which
+    is 0 at k = 1; we read it as the previous step's own factor).
+    """
+    batch_size = len(batches[0][0])
+    theta = problem.A.new_zeros(problem.A.shape[1])
+    losses, k, gamma = [float(problem.loss(theta))], 0, 1.0
+    prev = None  # (theta_{k-1}, the GV term's gradient at k-1, the step taken at k-1)
+    for epoch in batches:
+        for idx in epoch:
+            g_batch = problem.grad(theta, idx)
+            if kind != "sgd" and prev is not None:
+                prev_theta, prev_g, prev_step = prev
+                d_theta = theta - prev_theta
+                if kind == "stochastic":
+                    G = g_batch - prev_g
+                elif kind == "exact":
+                    G = problem.grad(theta) - prev_g
+                else:
+                    G = -prev_step * problem.expected_curvature(prev_theta, batch_size)
+                dot = float(G @ d_theta)
+                gamma = min(max(float(d_theta @ d_theta) / dot if dot > 0 else nu, m), M)
+            step = alpha / (k + 1) ** (0.5 + delta) * gamma
+            gv_grad = problem.grad(theta) if kind == "exact" else g_batch
+            prev = (theta, gv_grad, step)
+            theta = theta - step * g_batch
+            k += 1
+        losses.append(float(problem.loss(theta)))
+    return losses
+
+
+def step_tuned(problem: Regression, batches, alpha: float) -> list[float]:
+    theta = torch.nn.Parameter(problem.A.new_zeros(problem.A.shape[1]))
+    opt = StepTunedSGD([theta], lr=alpha)
+    losses = [float(problem.loss(theta.detach()))]
+    for epoch in batches:
+        for idx in epoch:
+
+            def closure(idx=idx):
+                theta.grad = problem.grad(theta.detach(), idx)
+                return problem.loss(theta.detach(), idx)
+
+            opt.step(closure)
+        losses.append(float(problem.loss(theta.detach())))
+    return losses
+
+
+def minibatch_f4_3(
+    run_dir: Path,
+    seed: int,
+    n: int,
+    p: int,
+    x_scale: float,
+    noise_scale: float,
+    batch: int,
+    epochs: int,
+    selection_epochs: int,
+    grid: list[float],
+) -> dict[str, float]:
+    """TH Figure 4.3. Writes ``curves.csv`` (method, alpha, epoch, J) for each method's chosen alpha, ``chosen.csv``."""
+    problem = regression_problem(seed, n, p, x_scale, noise_scale)
+    batches = _batches(seed, n, batch, epochs)
+    select = min(selection_epochs, epochs)
+    methods = {
+        "SGD": lambda a: gv_sgd(problem, batches, a, "sgd"),
+        "Stochastic-GV": lambda a: gv_sgd(problem, batches, a, "stochastic"),
+        "Exact-GV": lambda a: gv_sgd(problem, batches, a, "exact"),
+        "Expected-GV": lambda a: gv_sgd(problem, batches, a, "expected"),
+        "Step-Tuned SGD": lambda a: step_tuned(problem, batches, a),
+    }
+    frames, chosen = [], []
+    for method, train in methods.items():
+        runs = {a: train(a) for a in grid}
+        score = {a: (c[select] if c[select] == c[select] else float("inf")) for a, c in runs.items()}
+        best = min(score, key=score.get)
+        chosen.append(
+            {
+                "method": method,
+                "alpha": best,
+                "selection_epochs": select,
+                "J_at_selection": score[best],
+                "final_J": runs[best][-1],
+            }
+        )
+        frames.append(pd.DataFrame({"method": method, "alpha": best, "epoch": range(epochs + 1), "J": runs[best]}))
+    pd.concat(frames).to_csv(Path(run_dir) / "curves.csv", index=False)
+    pd.DataFrame(chosen).to_csv(Path(run_dir) / "chosen.csv", index=False)
+    return {f"final_J/{r['method']}": float(r["final_J"]) for r in chosen}
