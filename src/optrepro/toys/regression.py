@@ -55,6 +55,7 @@ class Regression:
 
 
 def regression_problem(seed: int, n: int, p: int, x_scale: float, noise_scale: float) -> Regression:
+    """The problem of section 4.7 for a seed; ``problem`` in the presets holds the other arguments."""
     g = torch.Generator().manual_seed(seed)
     A = torch.randn(n, p, generator=g, dtype=torch.float64)
     x_star = x_scale * torch.randn(p, generator=g, dtype=torch.float64)
@@ -114,10 +115,7 @@ def _first_below(curve: Tensor, threshold: float) -> int:
 def deterministic_f4_2(
     run_dir: Path,
     seed: int,
-    n: int,
-    p: int,
-    x_scale: float,
-    noise_scale: float,
+    problem: dict,
     iterations: int,
     reference_iterations: int,
     grid: list[float],
@@ -125,7 +123,7 @@ def deterministic_f4_2(
     tolerance: float,
 ) -> dict[str, float]:
     """TH Figure 4.2. Writes ``curves.csv`` (method, iteration, J, J_minus_Jstar) and ``chosen.csv``."""
-    problem = regression_problem(seed, n, p, x_scale, noise_scale)
+    problem = regression_problem(seed, **problem)
     alphas = torch.tensor(grid, dtype=torch.float64)
     long = max(iterations, reference_iterations)
     runs = {
@@ -213,17 +211,15 @@ def step_tuned(problem: Regression, batches, alpha: float) -> list[float]:
 def minibatch_f4_3(
     run_dir: Path,
     seed: int,
-    n: int,
-    p: int,
-    x_scale: float,
-    noise_scale: float,
+    problem: dict,
     batch: int,
     epochs: int,
     selection_epochs: int,
     grid: list[float],
 ) -> dict[str, float]:
     """TH Figure 4.3. Writes ``curves.csv`` (method, alpha, epoch, J) for each method's chosen alpha, ``chosen.csv``."""
-    problem = regression_problem(seed, n, p, x_scale, noise_scale)
+    problem = regression_problem(seed, **problem)
+    n = problem.A.shape[0]
     batches = _batches(seed, n, batch, epochs)
     select = min(selection_epochs, epochs)
     methods = {
