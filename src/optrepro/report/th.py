@@ -100,8 +100,8 @@ def saddle_table(run_dir: Path) -> tuple[pd.DataFrame, str]:
     on = ours[ours.start_set.str.startswith("on")]
     note = (
         f"On the stable manifold, the share ending at (0, 0): {', '.join(f'{s:.0%}' for s in on['share (0, 0)'])} "
-        "(thesis: 100% for each). Escape: the first iteration with ||theta|| > the preset's escape_radius, divided "
-        "by 5 because the thesis's column counted in units of 5 iterations."
+        "(thesis: 100% for each). Escape: the first iteration at which the iterate is nearer a minimizer than the "
+        "saddle, divided by 5 because the thesis's column counted in units of 5 iterations."
     )
     return table, note
 

@@ -175,11 +175,14 @@ def spirals_f3_2(
 CRITICAL_POINTS = {"(-sqrt2, 0)": (-math.sqrt(2), 0.0), "(sqrt2, 0)": (math.sqrt(2), 0.0), "(0, 0)": (0.0, 0.0)}
 
 
-def escape_iterations(path: Tensor, radius: float) -> Tensor:
-    """Per start, the first iteration at which ||theta|| > radius (the saddle is left); -1 if never."""
-    outside = path.norm(dim=-1) > radius  # [iterations + 1, starts]
-    first = outside.float().argmax(0)
-    return torch.where(outside.any(0), first, torch.full_like(first, -1))
+def escape_iterations(path: Tensor, points: Tensor, saddle: int) -> Tensor:
+    """Per start, the first iteration at which the iterate is nearer another critical point than ``points[saddle]``
+    (the same rule that assigns a run to a critical point); -1 if it never is. ``path``: [iterations + 1, starts, 2].
+    """
+    nearest = torch.cdist(path, points.expand(path.shape[0], *points.shape)).argmin(-1)
+    left = nearest != saddle
+    first = left.float().argmax(0)
+    return torch.where(left.any(0), first, torch.full_like(first, -1))
 
 
 def saddle_t3_1(
@@ -190,18 +193,16 @@ def saddle_t3_1(
     lr: float,
     iterations: int,
     inna: list[list[float]],
-    escape_radius: float,
 ) -> dict[str, float]:
     """INNA and gradient descent from ``starts`` points drawn from N(0, std^2 I) near the strict saddle, and as many
-    on its stable manifold (t1 = 0). A run counts for the critical point it ends nearest to.
+    on its stable manifold (t1 = 0); each method gets its own draws. A run counts for the critical point it ends
+    nearest to.
 
-    Escape: the first iteration at which ||theta|| exceeds ``escape_radius``; the thesis counted iterations in
-    units of 5, so ``mean_escape/5`` is the number to put beside its 35-37. Writes ``table.csv``.
+    Escape: the first iteration at which the iterate is nearer a minimizer than the saddle (|t1| > 1/sqrt 2 near
+    t2 = 0); the thesis counted iterations in units of 5, so ``mean_escape/5`` is the number to put beside its
+    35-37. Writes ``table.csv``.
     """
     g = torch.Generator().manual_seed(seed)
-    off = std * torch.randn(starts, 2, generator=g, dtype=torch.float64)
-    on = off.clone()
-    on[:, 0] = 0.0  # the stable manifold of (0, 0)
     methods: dict[str, Callable] = {
         f"INNA ({a}, {b})" + (" alpha beta < 1" if a * b < 1 else " alpha beta > 1"): (
             lambda ps, a=a, b=b: INNA(ps, lr=lr, alpha=a, beta=b)
@@ -211,11 +212,15 @@ def saddle_t3_1(
     methods["GD"] = lambda ps: torch.optim.SGD(ps, lr=lr)
     points = torch.tensor(list(CRITICAL_POINTS.values()), dtype=torch.float64)
     rows = []
-    for start_set, init in (("off the stable manifold", off), ("on the stable manifold", on)):
+    saddle = list(CRITICAL_POINTS).index("(0, 0)")
+    for start_set in ("off the stable manifold", "on the stable manifold"):
         for name, make in methods.items():
+            init = std * torch.randn(starts, 2, generator=g, dtype=torch.float64)
+            if start_set.startswith("on"):
+                init[:, 0] = 0.0  # the stable manifold of (0, 0)
             path, last = descend([init], saddle_grad, make, iterations)
             nearest = torch.cdist(last, points).argmin(1)
-            escape = escape_iterations(path, escape_radius)
+            escape = escape_iterations(path, points, saddle)
             escaped = escape[escape >= 0].double()
             row = {"start_set": start_set, "method": name, "runs": starts}
             for j, label in enumerate(CRITICAL_POINTS):
