@@ -163,13 +163,14 @@ def _batches(seed: int, n: int, batch: int, epochs: int) -> list[list[Tensor]]:
     return [list(torch.randperm(n, generator=g).split(batch)) for _ in range(epochs)]
 
 
-def gv_sgd(problem: Regression, batches, alpha: float, kind: str) -> list[float]:
+def gv_sgd(problem: Regression, batches, alpha: float, kind: str, nu: float = 2.0, M: float = 2.0) -> list[float]:
     """SGD (``kind='sgd'``) and Algorithms 4-6 (``stochastic``, ``exact``, ``expected``, the optimizers of
-    ``optrepro.optim.gv`` with their defaults) on the minibatch sequence ``batches``; full J after each epoch."""
+    ``optrepro.optim.gv``, large step ``nu`` and upper bound ``M``) on the minibatch sequence ``batches``; full J
+    after each epoch."""
     theta = torch.nn.Parameter(problem.A.new_zeros(problem.A.shape[1]))
     make = {"sgd": StochasticGV, "stochastic": StochasticGV, "exact": ExactGV, "expected": ExpectedGV}[kind]
     # SGD with the same decay: the GV machinery with the step size pinned to 1 (m = M = 1)
-    opt = make([theta], lr=alpha, m=1.0, M=1.0) if kind == "sgd" else make([theta], lr=alpha)
+    opt = make([theta], lr=alpha, m=1.0, M=1.0) if kind == "sgd" else make([theta], lr=alpha, nu=nu, M=M)
     batch_size = len(batches[0][0])
 
     def closure_on(idx):
@@ -192,9 +193,9 @@ def gv_sgd(problem: Regression, batches, alpha: float, kind: str) -> list[float]
     return losses
 
 
-def step_tuned(problem: Regression, batches, alpha: float) -> list[float]:
+def step_tuned(problem: Regression, batches, alpha: float, nu: float = 2.0, M: float = 2.0) -> list[float]:
     theta = torch.nn.Parameter(problem.A.new_zeros(problem.A.shape[1]))
-    opt = StepTunedSGD([theta], lr=alpha)
+    opt = StepTunedSGD([theta], lr=alpha, nu=nu, M=M)
     losses = [float(problem.loss(theta.detach()))]
     for epoch in batches:
         for idx in epoch:
@@ -216,6 +217,8 @@ def minibatch_f4_3(
     epochs: int,
     selection_epochs: int,
     grid: list[float],
+    nu: float = 2.0,
+    M: float = 2.0,
 ) -> dict[str, float]:
     """TH Figure 4.3. Writes ``curves.csv`` (method, alpha, epoch, J) for each method's chosen alpha, ``chosen.csv``."""
     problem = regression_problem(seed, **problem)
@@ -224,10 +227,10 @@ def minibatch_f4_3(
     select = min(selection_epochs, epochs)
     methods = {
         "SGD": lambda a: gv_sgd(problem, batches, a, "sgd"),
-        "Stochastic-GV": lambda a: gv_sgd(problem, batches, a, "stochastic"),
-        "Exact-GV": lambda a: gv_sgd(problem, batches, a, "exact"),
-        "Expected-GV": lambda a: gv_sgd(problem, batches, a, "expected"),
-        "Step-Tuned SGD": lambda a: step_tuned(problem, batches, a),
+        "Stochastic-GV": lambda a: gv_sgd(problem, batches, a, "stochastic", nu, M),
+        "Exact-GV": lambda a: gv_sgd(problem, batches, a, "exact", nu, M),
+        "Expected-GV": lambda a: gv_sgd(problem, batches, a, "expected", nu, M),
+        "Step-Tuned SGD": lambda a: step_tuned(problem, batches, a, nu, M),
     }
     frames, chosen = [], []
     for method, train in methods.items():
