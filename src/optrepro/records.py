@@ -17,7 +17,6 @@ from typing import Any
 
 SUMMARY = "summary.json"
 METRICS = "metrics.csv"
-STATUSES = ("completed", "diverged", "failed", "running")
 
 
 class MetricsCSV:

@@ -53,20 +53,20 @@ class DataHomotopy(Method):
             raise ValueError(f"method.form={form!r} is not one of {FORMS}")
         self.name, self.schedule, self.source_epochs = name, schedule, int(source_epochs)
         self.form, self.filter_std, self.filter_samples = form, filter_std, int(filter_samples)
-        self._target_pool: tuple[Tensor, Tensor] | None = None
+        self._datamodule = None
 
     def parameter(self, epoch: int) -> float:
         return 0.0 if epoch < 0 else self.schedule(epoch)
 
     def setup(self, datamodule) -> None:
-        if self.form == "gaussian_filter":
-            # The pool the filter samples target pairs from: the target task's training set, per member.
-            self._target_pool = (datamodule.train.x, datamodule.train.y_target)
+        # The filter samples target pairs from the target task's training set, per member, read at each batch
+        # so that it is wherever the datamodule has moved the data (no copy per step).
+        self._datamodule = datamodule
 
     def regression_batch(self, batch: tuple[Tensor, Tensor, Tensor], lam: float) -> tuple[Tensor, Tensor]:
         x, y_source, y_target = batch
         if self.form == "gaussian_filter" and lam > 0:
-            pool_x, pool_y = (t.to(x.device) for t in self._target_pool)
+            pool_x, pool_y = self._datamodule.train.x, self._datamodule.train.y_target
             idx = torch.randint(pool_x.shape[1], (pool_x.shape[0], self.filter_samples, 1), device=x.device)
             y_target = gaussian_filter_targets(
                 x, torch.gather(pool_x, 1, idx), torch.gather(pool_y, 1, idx), self.filter_std

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from optrepro.optim import ExactGV, ExpectedGV, StepTunedSGD, StochasticGV
+from optrepro.optim import ExactGV, ExpectedGV, StepTunedGD, StepTunedSGD, StochasticGV
 
 
 @dataclass(frozen=True)
@@ -65,26 +65,20 @@ def regression_problem(seed: int, n: int, p: int, x_scale: float, noise_scale: f
 
 # ---- F4.2: deterministic ----------------------------------------------------------------------------------------
 def bb_descent(problem: Regression, alphas: Tensor, iterations: int, rule: str, nu: float) -> Tensor:
-    """Algorithm 2 (``rule='alg2'``: gamma = ||d theta||^2 / <d g, d theta> if positive, else nu) or BB with absolute
-    values (``rule='bb_abs'``), both scaled by alpha; one run per alpha at once. Returns J, [iterations + 1, G]."""
-    theta = problem.A.new_zeros(len(alphas), problem.A.shape[1])
-    g = problem.grad(theta)
-    losses = [problem.loss(theta)]
-    prev_theta, prev_g = theta, g
-    theta = theta - alphas[:, None] * g  # line 3
-    for _ in range(1, iterations):
-        losses.append(problem.loss(theta))
-        g = problem.grad(theta)
-        d_theta, d_g = theta - prev_theta, g - prev_g
-        dot, sq = (d_theta * d_g).sum(1), (d_theta**2).sum(1)
-        if rule == "alg2":
-            gamma = torch.where(dot > 0, sq / dot.clamp_min(1e-300), torch.full_like(dot, nu))
-        else:
-            gamma = sq / dot.abs().clamp_min(1e-300)
-        prev_theta, prev_g = theta, g
-        theta = theta - (alphas * gamma)[:, None] * g
-    losses.append(problem.loss(theta))
-    return torch.stack(losses)
+    """Algorithm 2 (``rule='alg2'``) or BB with absolute values (``rule='bb_abs'``), both scaled by alpha, as
+    ``optrepro.optim.StepTunedGD`` runs them on the full-batch problem; one run per alpha. Returns J,
+    [iterations + 1, len(alphas)]."""
+    curves = []
+    for alpha in alphas.tolist():
+        theta = torch.nn.Parameter(problem.A.new_zeros(problem.A.shape[1]))
+        opt = StepTunedGD([theta], lr=alpha, nu=nu, abs_curvature=rule == "bb_abs")
+
+        def closure(theta=theta):
+            theta.grad = problem.grad(theta.detach())
+            return problem.loss(theta.detach())
+
+        curves.append([float(opt.step(closure)) for _ in range(iterations)] + [float(problem.loss(theta.detach()))])
+    return torch.tensor(curves, dtype=torch.float64).T
 
 
 def armijo_descent(
