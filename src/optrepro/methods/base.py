@@ -1,8 +1,24 @@
-"""The interface every method implements; the LightningModules call these hooks and know nothing else."""
+"""The interface every method implements; the LightningModules call these hooks and know nothing else.
+
+A training step of any LightningModule goes through the hooks in this order (DESIGN.md "Methods"):
+
+    x, target = method.regression_batch(batch, lam)       # or classification_batch: what the data is (HT)
+    loss = method.objective(model, x, target, loss_fn, lam)   # where and how the loss is evaluated (GC, HTA)
+    loss.backward()
+    method.after_backward(model)                          # the method's own update (GC's learned lambda)
+
+``model`` is what ``wrap_model`` returned (HTA's two coupled copies); evaluation and test metrics use
+``eval_model(model)`` (HTA's theta). ``lam`` is ``parameter(epoch)`` for the epoch, logged as ``parameter_name``.
+Every hook has a default that leaves training as it would be without any method, so a method overrides only the
+hooks it needs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from torch import Tensor, nn
 
 
 class Method:
@@ -15,8 +31,8 @@ class Method:
 
     name: str = "method"
     source_epochs: int = 0
-    #: The name under which the homotopy parameter is logged.
-    parameter_name: str = "homotopy/lambda"
+    #: The name under which the homotopy parameter is logged (None: nothing to log).
+    parameter_name: str | None = "homotopy/lambda"
 
     def parameter(self, epoch: int) -> float:
         """The homotopy parameter during ``epoch``."""
@@ -25,6 +41,53 @@ class Method:
     def setup(self, datamodule: Any) -> None:
         """Called once before training with the prepared datamodule."""
 
+    # -- data: before the forward pass --------------------------------------------------------------------------
     def regression_batch(self, batch: Any, parameter: float) -> tuple[Any, Any]:
-        """Map a raw batch to (inputs, targets) for the current parameter (default: the target task)."""
+        """Map a raw regression batch to (inputs, targets) for the current parameter."""
         raise NotImplementedError(f"{type(self).__name__} does not support regression tasks")
+
+    def classification_batch(self, batch: Any, parameter: float) -> tuple[Tensor, Tensor]:
+        """Map a raw classification batch to (inputs, targets); targets are class indices [B] or soft labels [B, C].
+
+        Default: the batch is ``(x, y)`` of the target task, unchanged.
+        """
+        x, y = batch[0], batch[1]
+        return x, y
+
+    # -- the model and the objective ----------------------------------------------------------------------------
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        """The module the optimizer trains (default: ``model`` itself; HTA: two coupled copies of it)."""
+        return model
+
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        """The network that predictions and test metrics use, given what ``wrap_model`` returned."""
+        return model
+
+    def objective(
+        self, model: nn.Module, x: Tensor, target: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor], parameter: float
+    ) -> Tensor:
+        """The loss that is differentiated this step (default: ``loss_fn(model(x), target)``)."""
+        return loss_fn(model(x), target)
+
+    def after_backward(self, model: nn.Module) -> None:
+        """Called after each backward pass, before the optimizer step."""
+
+    def logged(self) -> dict[str, float]:
+        """Extra per-epoch metrics of the method (e.g. GC's learned lambda), named ``split/name``."""
+        return {}
+
+
+class Plain(Method):
+    """No homotopy: the model trains on the target task as it is (the baseline of every optimizer benchmark)."""
+
+    name = "plain"
+    parameter_name = None
+
+    def __init__(self, name: str = "plain"):
+        self.name = name
+
+    def parameter(self, epoch: int) -> float:
+        return 1.0
+
+    def regression_batch(self, batch: Any, parameter: float) -> tuple[Any, Any]:
+        return batch[0], batch[-1]

@@ -103,9 +103,10 @@ class RegressionModule(L.LightningModule):
             "step": self.global_step,
             # minibatch gradients so far: Step-Tuned SGD evaluates two per step
             "grad_evals": self.global_step * getattr(optimizer, "evals_per_step", 1),
-            self.method.parameter_name: self.lam,
-            "lr": self._epoch_lr,  # in effect when the epoch started
         }
+        if self.method.parameter_name:
+            common[self.method.parameter_name] = self.lam
+        common["lr"] = self._epoch_lr  # in effect when the epoch started
         if hasattr(optimizer, "last_step_size"):
             common["optim/step_size"] = optimizer.last_step_size
         alive = self.alive.cpu()
@@ -117,6 +118,7 @@ class RegressionModule(L.LightningModule):
                     self.log_members.mark_diverged(i, self.budget_epoch)
         if alive.any():
             medians = {k: v[alive].median() for k, v in values.items()}
-            self.log_dict({**medians, self.method.parameter_name: self.lam}, on_epoch=True, on_step=False)
+            extra = {self.method.parameter_name: self.lam} if self.method.parameter_name else {}
+            self.log_dict({**medians, **extra}, on_epoch=True, on_step=False)
         else:
             self.trainer.should_stop = True
