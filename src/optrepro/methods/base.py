@@ -49,10 +49,10 @@ class Method:
     def classification_batch(self, batch: Any, parameter: float) -> tuple[Tensor, Tensor]:
         """Map a raw classification batch to (inputs, targets); targets are class indices [B] or soft labels [B, C].
 
-        Default: the batch is ``(x, y)`` of the target task, unchanged.
+        Default: the target task's pair, unchanged: a batch is ``(x, y)``, or ``(x_source, y_source, x, y)`` when a
+        datamodule serves a source task beside the target (HT classification); the last two are the target's.
         """
-        x, y = batch[0], batch[1]
-        return x, y
+        return batch[-2], batch[-1]
 
     # -- the model and the objective ----------------------------------------------------------------------------
     def wrap_model(self, model: nn.Module) -> nn.Module:
