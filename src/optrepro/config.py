@@ -43,6 +43,11 @@ def apply_profile(cfg: DictConfig) -> DictConfig:
             cfg.ensemble.size = min(cfg.ensemble.size, p.max_members)
         if p.get("max_samples") is not None and "n_samples" in cfg.task:
             cfg.task.n_samples = min(cfg.task.n_samples, p.max_samples)
+        for key in ("max_train_samples", "max_test_samples"):  # image tasks (data.images)
+            if p.get("max_samples") is not None and key in cfg.task:
+                cfg.task[key] = min(cfg.task[key] or p.max_samples, p.max_samples)
+        if p.get("synthetic") and "synthetic" in cfg.task:
+            cfg.task.synthetic = True  # generated images of the right shape and classes: no dataset needed
         if p.get("limit_batches") is not None:
             cfg.trainer.limit_batches = p.limit_batches
     return cfg
@@ -77,6 +82,19 @@ def validate(cfg: DictConfig) -> None:
     _require(cfg, "task.train_fraction", lambda v: 0 < v < 1, "in (0, 1)")
     _require(cfg, "task.noise_std", lambda v: v >= 0, ">= 0")
     _require(cfg, "task.batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
+    _require(cfg, "task.reuse_batch", lambda v: _is_int(v) and v >= 1, "an integer >= 1 (times each batch is served)")
+    _require(cfg, "task.max_train_samples", lambda v: _is_int(v) and v >= 1, "an integer >= 1 or null")
+    _require(cfg, "task.max_test_samples", lambda v: _is_int(v) and v >= 1, "an integer >= 1 or null")
+    _require(cfg, "task.pad_to", lambda v: _is_int(v) and v >= 1, "an integer (image side) or null")
+    _require(cfg, "weight_decay", lambda v: v >= 0, ">= 0 (lambda of the term lambda/2 ||theta||^2)")
+    _require(cfg, "train_metrics", lambda v: v in ("minibatch", "full"), "minibatch or full")
+    module = OmegaConf.select(cfg, "task.module", default=None)
+    size = OmegaConf.select(cfg, "ensemble.size", default=1)
+    if module in ("classification", "autoencoding") and size != 1:
+        raise ConfigError(
+            f"ensemble.size={size} is not allowed for task.module={module}: image tasks train one model per run; "
+            f"use ensemble.size=1 and sweep seeds (seed=0,1,2 -m)"
+        )
     _require(cfg, "homotopy.source_epochs", lambda v: _is_int(v) and v >= 0, "an integer >= 0")
     _require(cfg, "homotopy.gamma", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
     _require(cfg, "homotopy.k", lambda v: _is_int(v) and v >= 1, "an integer >= 1 (epochs per step)")

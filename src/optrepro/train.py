@@ -16,20 +16,24 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from optrepro.checkpoints import LAST, LastCheckpoint, resumable_epoch
 from optrepro.config import ConfigError, apply_profile, config_dir, validate
 from optrepro.ensemble import build_members
 from optrepro.loggers import build_loggers, finish_loggers
-from optrepro.modules import RegressionModule
+from optrepro.modules import AutoencodingModule, ClassificationModule, RegressionModule
 from optrepro.progress import CompactProgress
 from optrepro.records import MemberLog, Timer, provenance, read_summary, write_summary
 from optrepro.utils import build, config_hash
 
 log = logging.getLogger("optrepro")
 
-MODULES = {"regression": RegressionModule}
+MODULES = {"regression": RegressionModule, "classification": ClassificationModule, "autoencoding": AutoencodingModule}
+#: modules that train one ordinary model per run (no vmapped ensemble); the model config states its input channels
+#: and classes, usually as ``${task.channels}`` and ``${task.num_classes}`` (keys of the image task configs)
+SINGLE_MODEL = ("classification", "autoencoding")
 
 
 def _hydra_context() -> tuple[Path | None, bool, str]:
@@ -77,24 +81,35 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             f"ensemble: use ensemble.size=1 (and sweep seeds) with it, not ensemble.size={len(seeds)}"
         )
     keep_before = None if resume_at is None else resume_at - method.source_epochs
+    # Under DDP every rank runs this function; only rank 0 writes metrics and summaries.
+    writer = rank_zero_only.rank == 0
     member_log = MemberLog(run_dir, seeds, resume_before_epoch=keep_before)
-    module = MODULES[cfg.task.module](
-        build_members(lambda: build(cfg.model), seeds),
-        method,
-        optimizer=optimizer,
-        lr_schedule=build(cfg.schedule, total=cfg.trainer.epochs),
-        log=member_log,
-    )
+    members = build_members(lambda: build(cfg.model), seeds)
+    lr_schedule = build(cfg.schedule, total=cfg.trainer.epochs)
+    if cfg.task.module in SINGLE_MODEL:
+        module = MODULES[cfg.task.module](
+            members.model,
+            method,
+            optimizer=optimizer,
+            lr_schedule=lr_schedule,
+            log=member_log if writer else None,
+            weight_decay=cfg.get("weight_decay", 0.0),
+            train_metrics=cfg.get("train_metrics", "minibatch"),
+            compile=cfg.trainer.get("compile", False),
+        )
+    else:
+        module = MODULES[cfg.task.module](members, method, optimizer=optimizer, lr_schedule=lr_schedule, log=member_log)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     loggers = build_loggers(cfg.logger, run_dir, cfg.name, [str(t) for t in cfg.get("tags", [])], resolved)
     interactive = sys.stderr.isatty() and not multirun and len(seeds) == 1
-    callbacks: list[L.Callback] = [] if interactive else [CompactProgress(tag, len(seeds))]
+    callbacks: list[L.Callback] = [] if interactive or not writer else [CompactProgress(tag, len(seeds))]
     if cfg.trainer.checkpoint:
         callbacks.append(LastCheckpoint(ckpt, cfg.trainer.checkpoint_every))
     trainer = _trainer(cfg, run_dir, method.source_epochs + cfg.trainer.epochs, loggers, callbacks, interactive)
 
     base = {"experiment": cfg.name, "method": method.name, "config_hash": chash, "config": resolved, **provenance()}
-    write_summary(run_dir, {**base, "kind": "ensemble" if len(seeds) > 1 else "run", "status": "running"})
+    if writer:
+        write_summary(run_dir, {**base, "kind": "ensemble" if len(seeds) > 1 else "run", "status": "running"})
     timer, failed = Timer(), False
     try:
         if resume_at is not None:
@@ -112,8 +127,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         log.error("run %s failed (the sweep goes on):\n%s", run_dir, traceback.format_exc())
     finally:
         base["wall_time_s"] = timer.seconds
-        summaries = member_log.finish(base, failed=failed)
+        summaries = member_log.finish(base, failed=failed) if writer else []
         finish_loggers(loggers, failed)
+    if not writer:
+        return {"monitor": cfg.monitor}
     metrics = _aggregate(summaries, cfg.monitor)
     if len(seeds) == 1:
         write_summary(run_dir, {**summaries[0], "metrics": metrics})
@@ -128,6 +145,8 @@ def _trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, loggers: list, cal
     return L.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
+        strategy=cfg.trainer.get("strategy", "auto"),
+        use_distributed_sampler=False,  # datamodules shard by rank themselves (data.images)
         precision=cfg.trainer.precision,
         max_epochs=max_epochs,
         logger=loggers or False,
@@ -184,6 +203,7 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*no `validation_step`.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
 

@@ -1,5 +1,7 @@
 """LightningModules: the training loop's side of a task, method-agnostic."""
 
+from optrepro.modules.autoencoding import AutoencodingModule
+from optrepro.modules.classification import ClassificationModule
 from optrepro.modules.regression import RegressionModule
 
-__all__ = ["RegressionModule"]
+__all__ = ["AutoencodingModule", "ClassificationModule", "RegressionModule"]

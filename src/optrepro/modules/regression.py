@@ -10,6 +10,7 @@ from torch import Tensor
 
 from optrepro.ensemble import Members
 from optrepro.methods import Method
+from optrepro.modules.common import schedule_config, step_columns
 from optrepro.records import MemberLog
 
 
@@ -58,10 +59,7 @@ class RegressionModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self.members.parameters())
-        interval = getattr(self.lr_schedule, "interval", "epoch")
-        offset = self.method.source_epochs if interval == "epoch" else 0
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: self.lr_schedule(t - offset))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+        return schedule_config(optimizer, self.lr_schedule, self.method.source_epochs)
 
     def on_train_start(self) -> None:
         # after a resume, members that had diverged before the checkpoint stay diverged
@@ -98,17 +96,9 @@ class RegressionModule(L.LightningModule):
         self.alive &= finite
         values = {k: v.float().cpu() for k, v in metrics.items()}  # one host sync per epoch
         optimizer = self.trainer.optimizers[0]
-        common = {
-            "epoch": self.budget_epoch,
-            "step": self.global_step,
-            # minibatch gradients so far: Step-Tuned SGD evaluates two per step
-            "grad_evals": self.global_step * getattr(optimizer, "evals_per_step", 1),
-        }
-        if self.method.parameter_name:
-            common[self.method.parameter_name] = self.lam
-        common["lr"] = self._epoch_lr  # in effect when the epoch started
-        if hasattr(optimizer, "last_step_size"):
-            common["optim/step_size"] = optimizer.last_step_size
+        common = step_columns(
+            optimizer, self.budget_epoch, self.global_step, self._epoch_lr, self.method.parameter_name, self.lam
+        )
         alive = self.alive.cpu()
         if self.log_members is not None:
             for i in range(self.members.size):

@@ -1,0 +1,36 @@
+"""What every LightningModule shares: the learning-rate schedule and the bookkeeping columns of a metrics row."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+def schedule_config(optimizer: torch.optim.Optimizer, lr_schedule: Callable[[int], float], source_epochs: int) -> dict:
+    """``configure_optimizers``' answer: ``optimizer`` with ``lr_schedule`` as a LambdaLR factor, stepped per epoch
+    or per step as the schedule's ``interval`` says; epoch schedules count the target budget (a method's source
+    pre-training, at negative epochs, keeps the base rate)."""
+    interval = getattr(lr_schedule, "interval", "epoch")
+    offset = source_epochs if interval == "epoch" else 0
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: lr_schedule(t - offset))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+
+def step_columns(
+    optimizer: torch.optim.Optimizer, epoch: int, step: int, lr: float, parameter_name: str | None, parameter: float
+) -> dict[str, Any]:
+    """The leading columns of a row: epoch, step, grad_evals (minibatch gradients so far: Step-Tuned SGD evaluates
+    two per step), the method's parameter, lr (in effect when the epoch started), and Step-Tuned SGD's step size."""
+    row: dict[str, Any] = {
+        "epoch": epoch,
+        "step": step,
+        "grad_evals": step * getattr(optimizer, "evals_per_step", 1),
+    }
+    if parameter_name:
+        row[parameter_name] = parameter
+    row["lr"] = lr
+    if hasattr(optimizer, "last_step_size"):
+        row["optim/step_size"] = optimizer.last_step_size
+    return row
