@@ -110,6 +110,16 @@ def test_a_short_run_writes_the_contract_columns_and_counts_two_evals_per_step_t
     assert summary["final"]["test/loss"] == pytest.approx(rows["test/loss"].iloc[-1])
 
 
+def test_full_train_metrics_equal_the_minibatch_means_when_the_model_does_not_move(tmp_path):
+    # lr 1e-30: the model is the same at every step, and 128 samples make four equal batches of 32, so the mean of
+    # the minibatch losses is the loss on the whole train split, which train_metrics=full evaluates at epoch end
+    cfg = image_cfg(tmp_path, "optimizer=sgd", "optimizer.lr=1e-30", "train_metrics=full", "trainer.epochs=1")
+    run(cfg)
+    row = pd.read_csv(tmp_path / "run" / "metrics.csv").iloc[0]
+    assert {"train/objective", "train/acc", "test/acc"} <= set(row.index)
+    assert row["train/loss"] == pytest.approx(row["train/objective"], rel=1e-5)
+
+
 def test_a_nan_loss_ends_the_run_as_diverged(tmp_path):
     metrics = run(image_cfg(tmp_path, "trainer.epochs=3", model="NaNNet"))
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

@@ -271,8 +271,11 @@ class Augmentation:
     flip: Tensor
     pad: int
 
-    def take(self, sl: slice, device: torch.device) -> Augmentation:
-        return Augmentation(self.dy[sl].to(device), self.dx[sl].to(device), self.flip[sl].to(device), self.pad)
+    def to(self, device: torch.device) -> Augmentation:
+        return Augmentation(self.dy.to(device), self.dx.to(device), self.flip.to(device), self.pad)
+
+    def __getitem__(self, sl: slice) -> Augmentation:
+        return Augmentation(self.dy[sl], self.dx[sl], self.flip[sl], self.pad)
 
 
 def draw_augmentation(seed: int, epoch: int, n: int, pad: int = 4) -> Augmentation:
@@ -330,13 +333,14 @@ class ImageBatches:
     def __iter__(self):
         device = self.data.x.device
         order = self.order.to(device)
+        aug = self.aug.to(device) if self.aug is not None else None  # one copy per epoch, not per batch
         served = 0
         for start in range(0, len(order), self.batch_size):
             sl = slice(start, start + self.batch_size)
             idx = order[sl]
             xb = self.data.x[idx]
-            if self.aug is not None:
-                xb = crop_and_flip(xb, self.aug.take(sl, device))
+            if aug is not None:
+                xb = crop_and_flip(xb, aug[sl])
             batch = (self.transform(xb), self.data.y[idx])
             for _ in range(self.reuse):
                 if served == self.n_steps:
@@ -355,7 +359,8 @@ class ImageDataModule(L.LightningDataModule):
     ``draw_augmentation(seed, epoch)``). ``reuse_batch=2`` serves every minibatch twice in a row (TH Figure 4.5),
     so an epoch has twice the steps. Models learn the input from the task config: ``channels`` (the channels served)
     and ``num_classes`` are explicit keys there (checked against the dataset), so model configs read
-    ``${task.channels}`` and ``${task.num_classes}``; ``input_shape`` is (channels, pad_to or height, ... width).
+    ``${task.channels}`` and ``${task.num_classes}``; ``input_shape`` is (channels, height, width) as served
+    (after ``pad_to``).
     """
 
     def __init__(
@@ -400,8 +405,7 @@ class ImageDataModule(L.LightningDataModule):
         self.augment, self.pad_to, self.normalize = augment, pad_to, normalize
         self.channels = channels or info.channels
         self.num_classes = info.num_classes
-        side = pad_to or info.height
-        self.input_shape = (self.channels, side, pad_to or info.width)
+        self.input_shape = (self.channels, pad_to or info.height, pad_to or info.width)
         self.on_device, self.reuse_batch = on_device, reuse_batch
         self.max_train_samples, self.max_test_samples = max_train_samples, max_test_samples
         self.synthetic, self.synthetic_size, self.download = synthetic, synthetic_size, download
