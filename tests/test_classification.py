@@ -133,6 +133,12 @@ def test_image_tasks_refuse_an_ensemble(tmp_path):
         validate(image_cfg(tmp_path, "ensemble.size=3"))
 
 
+def test_ddp_is_refused_for_tasks_that_do_not_shard_their_data():
+    with pytest.raises(ConfigError, match="trainer.strategy=ddp is not allowed for task.module=regression"):
+        validate(compose(["experiment=ht/sine_f1", "trainer=ddp"]))
+    validate(compose(["task=cifar10", "method=plain", "trainer=ddp"]))
+
+
 def test_soft_labels_give_the_cross_entropy_of_class_indices():
     logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]])
     labels = torch.tensor([0, 2])

@@ -95,6 +95,12 @@ def validate(cfg: DictConfig) -> None:
             f"ensemble.size={size} is not allowed for task.module={module}: image tasks train one model per run; "
             f"use ensemble.size=1 and sweep seeds (seed=0,1,2 -m)"
         )
+    strategy = str(OmegaConf.select(cfg, "trainer.strategy", default="auto"))
+    if "ddp" in strategy and module not in ("classification", "autoencoding"):
+        raise ConfigError(
+            f"trainer.strategy={strategy} is not allowed for task.module={module}: only image tasks shard their data "
+            f"across processes; run this task with trainer=cpu or trainer=gpu"
+        )
     _require(cfg, "homotopy.source_epochs", lambda v: _is_int(v) and v >= 0, "an integer >= 0")
     _require(cfg, "homotopy.gamma", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
     _require(cfg, "homotopy.k", lambda v: _is_int(v) and v >= 1, "an integer >= 1 (epochs per step)")

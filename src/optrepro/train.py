@@ -98,7 +98,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             compile=cfg.trainer.get("compile", False),
         )
     else:
-        module = MODULES[cfg.task.module](members, method, optimizer=optimizer, lr_schedule=lr_schedule, log=member_log)
+        log = member_log if writer else None
+        module = MODULES[cfg.task.module](members, method, optimizer=optimizer, lr_schedule=lr_schedule, log=log)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     loggers = build_loggers(cfg.logger, run_dir, cfg.name, [str(t) for t in cfg.get("tags", [])], resolved)
     interactive = sys.stderr.isatty() and not multirun and len(seeds) == 1
