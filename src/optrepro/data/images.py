@@ -136,9 +136,14 @@ def missing_message(name: str, root: str | Path, reason: str = "") -> str:
     places = ", ".join(str(d) for d in search_dirs(name, root))
     files = "the four IDX files (gzipped or not)" if name in _MNIST_FAMILY else "the pickled batches"
     debian = "; on Debian/Ubuntu: apt-get install dataset-fashion-mnist" if name == "fashion_mnist" else ""
+    download = (
+        f"run where torchvision can reach its download server (task.download=true is set; it writes into {root})"
+        if reason
+        else f"set task.download=true to let torchvision download it into {root}"
+    )
     return (
         f"dataset {name!r} not found (looked in: {places}){reason}. Two fixes: put {files} in one of those folders "
-        f"(task.root sets the first{debian}), or set task.download=true to let torchvision download it into {root}"
+        f"(task.root sets the first{debian}), or {download}"
     )
 
 
