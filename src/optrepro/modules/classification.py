@@ -9,6 +9,7 @@ and the method's ``logged()`` metrics.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import lightning as L
@@ -39,7 +40,8 @@ def weight_decay_term(parameters, weight_decay: float) -> Tensor | float:
     """lambda/2 ||theta||^2 over every trained parameter (TH section 4.5.1: weight decay as a loss term)."""
     if not weight_decay:
         return 0.0
-    return weight_decay / 2 * sum(p.pow(2).sum() for p in parameters)
+    flat = torch.cat([p.reshape(-1) for p in parameters])  # a few kernel launches, not two per parameter
+    return weight_decay / 2 * flat.pow(2).sum()
 
 
 class ClassificationModule(L.LightningModule):
@@ -116,13 +118,14 @@ class ClassificationModule(L.LightningModule):
         target = self.target(x, target)
         self._scored = None
         loss = self.method.objective(self.model, x, target, self._score, self.lam)
-        if batch_idx != self._last_batch:
+        if batch_idx != self._last_batch:  # in-place adds on the device: no host sync per step
             self._last_batch = batch_idx
-            add = [loss.detach().float(), torch.ones((), device=loss.device)]
+            self._sums[0] += loss.detach().float()
+            self._sums[1] += 1
             if self.has_accuracy and self._scored is not None:
                 out, scored_target = self._scored
-                add += [correct_count(out, scored_target).float(), torch.tensor(float(len(out)), device=loss.device)]
-            self._sums[: len(add)] += torch.stack(add)
+                self._sums[2] += correct_count(out, scored_target)
+                self._sums[3] += len(out)
         return loss + weight_decay_term(self.model.parameters(), self.weight_decay)
 
     def on_after_backward(self) -> None:
@@ -171,7 +174,7 @@ class ClassificationModule(L.LightningModule):
             optimizer, self.budget_epoch, self.global_step, self._epoch_lr, self.method.parameter_name, self.lam
         )
         row.update(values)
-        finite = all(torch.isfinite(torch.tensor(v)) for k, v in values.items() if "/" in k)
+        finite = all(math.isfinite(v) for k, v in values.items() if "/" in k)
         if self.log_members is not None:
             self.log_members.write(0, row)
             if not finite:
