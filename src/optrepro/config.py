@@ -77,6 +77,7 @@ def validate(cfg: DictConfig) -> None:
     _require(cfg, "task.train_fraction", lambda v: 0 < v < 1, "in (0, 1)")
     _require(cfg, "task.noise_std", lambda v: v >= 0, ">= 0")
     _require(cfg, "task.batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
+    _require(cfg, "grid_epochs", lambda v: _is_int(v) and v >= 1, "an integer >= 1 (epochs of a grid-search run)")
     _require(cfg, "homotopy.source_epochs", lambda v: _is_int(v) and v >= 0, "an integer >= 0")
     _require(cfg, "homotopy.gamma", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
     _require(cfg, "homotopy.k", lambda v: _is_int(v) and v >= 1, "an integer >= 1 (epochs per step)")
