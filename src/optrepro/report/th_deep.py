@@ -115,7 +115,9 @@ def problem_figure(experiment: str, table: pd.DataFrame, metrics: pd.DataFrame, 
     """Log train loss and test accuracy (or test loss) against gradient evaluations, one colour per curve label."""
     runs = table[(table.experiment == experiment) & (table.status == "completed")]
     m = metrics[metrics.run_dir.isin(runs.run_dir)]
-    x = "grad_evals" if "grad_evals" in m and m.grad_evals.notna().any() else "epoch"
+    # chapter 4 plots against gradient evaluations, chapter 2 against epochs
+    has_evals = "grad_evals" in m and m.grad_evals.notna().any()
+    x = "grad_evals" if has_evals and not experiment.startswith("th/f2_") else "epoch"
     right = "test/acc" if "test/acc" in m and m["test/acc"].notna().any() else "test/loss"
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     palette = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
