@@ -77,8 +77,11 @@ fig2() {
   # Figure 2.4: that INNA with gamma_0 (k+1)^-q, q in {1/2, 1/4, 1/8, 1/16}
   optrepro-train -m "experiment=th/$preset" sweep=th/f2_4 "${inna[@]}" "${ab[@]}" \
     hydra.sweep.dir="$out/multirun/th/f2_4/$preset" "$@"
-  optrepro-report "$out/multirun/th/f2_2/$preset" "$out/multirun/th/f2_3/$preset" "$out/multirun/th/f2_4/$preset" \
-    --out "$out/reports/th-fig2-$preset"
+  # one report per figure (their INNA runs share settings); Figure 2.4's bottom row adds Figure 2.3's Adam runs
+  optrepro-report "$out/multirun/th/f2_2/$preset" --out "$out/reports/th-fig2.2-$preset"
+  optrepro-report "$out/multirun/th/f2_3/$preset" --out "$out/reports/th-fig2.3-$preset"
+  optrepro-report "$out/multirun/th/f2_4/$preset" "$out/multirun/th/f2_3/$preset"/*optimizer=adam* \
+    --out "$out/reports/th-fig2.4-$preset"
 }
 
 case $what in

@@ -88,3 +88,16 @@ def test_table_of_final_accuracy_beside_references(runs, tmp_path):
 def test_labels_only_name_what_varies(runs):
     table = run_table(load([runs])[0])
     assert set(table[table.experiment == "th/f4_4a"].label) == {"SGD", "Step-Tuned SGD"}
+
+
+def test_figure_4_5_is_named_when_minibatches_are_reused(tmp_path):
+    root = tmp_path / "runs"
+    for seed in (0, 1):
+        fake_run(root, "sgd", "th/f4_4b", SGD, [0.3, 0.4], [1.0, 0.5], seed=seed, data="cifar100", reuse=2)
+        fake_run(root, "sts", "th/f4_4b", STS, [0.3, 0.5], [1.0, 0.4], seed=seed, data="cifar100")
+    assert report_main([str(root), "--out", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "TH Figure 4.5 (b): CIFAR-100, ResNet-20, every minibatch used twice" in text
+    assert (tmp_path / "r" / "th_f4_4b_reuse.png").is_file()
+    table = pd.read_csv(tmp_path / "r" / "th_deep_accuracy.csv")
+    assert set(table.optimizer) == {"SGD", "Step-Tuned SGD"} and "68-69%" in table.reference.iloc[0]

@@ -143,11 +143,13 @@ def problem_figure(experiment: str, table: pd.DataFrame, metrics: pd.DataFrame, 
     for ax in axes:
         ax.set_xlabel("gradient evaluations" if x == "grad_evals" else "epoch")
     axes[0].legend(fontsize=7)
-    stem = "th_" + experiment.split("/", 1)[1]
+    stem, title = "th_" + experiment.split("/", 1)[1], PROBLEMS.get(experiment, experiment)
+    if (runs.reuse.fillna(1) > 1).any():  # TH Figure 4.5: the same problem, every minibatch used twice
+        stem, title = stem + "_reuse", title.replace("Figure 4.4", "Figure 4.5") + ", every minibatch used twice"
     files = save(fig, out, stem)
     seeds = f"{min(n_seeds)}-{max(n_seeds)}" if n_seeds and min(n_seeds) != max(n_seeds) else max(n_seeds, default=0)
     caption = (
-        f"{PROBLEMS.get(experiment, experiment)}: train loss and "
+        f"{title}: train loss and "
         + ("test accuracy" if right == "test/acc" else "test loss")
         + f" against {'gradient evaluations' if x == 'grad_evals' else 'epochs'}; lines: mean over "
         + f"{seeds} runs; band: best and worst run (by final train loss)."
@@ -159,6 +161,7 @@ def accuracy_table(table: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     """Per problem and curve label: runs, final train loss (mean), final test accuracy (mean, min, max), reference."""
     rows = []
     done = table[table.status == "completed"]
+    reused = (table.reuse.fillna(1) > 1).groupby(table.experiment).any().to_dict()
     for (experiment, label), group in done.groupby(["experiment", "label"], sort=True):
         last = metrics[metrics.run_dir.isin(group.run_dir)].groupby("run_dir").last()
         acc = last["test/acc"].dropna() if "test/acc" in last else pd.Series(dtype=float)
@@ -166,7 +169,8 @@ def accuracy_table(table: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
         row = group.iloc[0]
         rows.append(
             {
-                "problem": PROBLEMS.get(experiment, experiment),
+                "problem": PROBLEMS.get(experiment, experiment)
+                + (", minibatches used twice (Figure 4.5)" if reused.get(experiment) else ""),
                 "optimizer": label,
                 "runs": len(group),
                 "diverged": int(
