@@ -20,6 +20,7 @@ Figure 2.2).
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import math
@@ -51,6 +52,7 @@ class Sweep:
     fixed_text: dict[str, str] = field(default_factory=dict)
 
 
+@functools.cache
 def _parser():
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
