@@ -107,3 +107,13 @@ def test_keys_mode_ranks_the_mean_over_seeds(tmp_path, capsys):
     # the three pairs run are the points (not the 2 x 2 product of the values: nothing is missing)
     assert main([str(tmp_path), "--keys", "optimizer.alpha", "optimizer.beta"]) == 0
     assert capsys.readouterr().out.split() == ["optimizer.alpha=0.5", "optimizer.beta=0.1"]
+
+
+def test_grid_epochs_is_checked_and_stage_one_uses_it():
+    from optrepro.config import ConfigError, apply_profile, validate
+
+    with pytest.raises(ConfigError, match="grid_epochs=0"):
+        validate(compose(["experiment=th/f4_4a", "grid_epochs=0"]))
+    # Table 4.1: the grid search of problem (c) lasts 30 epochs of 300; profile=quick keeps a tenth of it
+    assert compose(["experiment=th/f4_4c", "sweep=th/grid_sgd"]).trainer.epochs == 30
+    assert apply_profile(compose(["experiment=th/f4_4c", "sweep=th/grid_sgd", "profile=quick"])).trainer.epochs == 3
