@@ -3,8 +3,8 @@
 The thesis's layout: per problem, the log train loss and the test accuracy (test loss for the auto-encoder) against
 the number of gradient evaluations (chapter 4) or epochs (chapter 2); one colour per optimizer; the solid line is
 the mean over the random initializations, the shaded band spans the best and the worst run (ranked by final train
-loss, TH Figure 4.4's caption; chapter 2 ranks the accuracy band by accuracy, section 2.6.2). A table gives each optimizer's final test accuracy per problem with reference
-accuracies from the literature beside it.
+loss, TH Figure 4.4's caption; chapter 2 ranks the accuracy band by accuracy, section 2.6.2). A table gives each
+optimizer's final test accuracy per problem with reference accuracies from the literature beside it.
 """
 
 from __future__ import annotations
