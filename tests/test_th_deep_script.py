@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_grid import fake_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,3 +64,55 @@ def test_stage_two_without_stage_one_names_the_fix(tmp_path):
     done = subprocess.run(["bash", str(ROOT / "scripts/th_deep.sh"), "fig4.4", "b"], env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode != 0 and "run stage one first (make th-grid)" in done.stderr
+
+
+FAKE_TRAIN = """#!{python}
+# Stands in for optrepro-train -m: writes one finished run per grid point of the sweep file and the command line
+# (seed 0), with a train loss lowest at lr 1e-2, alpha - beta smallest, q 0.25.
+import itertools, json, math, sys
+from pathlib import Path
+from optrepro.grid import read_sweep
+import pytest
+from test_grid import fake_run
+args = sys.argv[2:]
+with open("{log}", "a") as f:
+    f.write("optrepro-train " + " ".join(args) + "\\n")
+out = Path(next(a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")))
+sweep = read_sweep(next(a.split("=", 1)[1] for a in args if a.startswith("sweep=")))
+given = [a for a in args if not a.startswith(("hydra.", "experiment=", "sweep=", "trainer="))]
+for combo in itertools.product(*sweep.grid.values()):
+    over = dict(a.split("=", 1) for a in given)
+    over.update({{k: str(v) for k, v in sweep.fixed_text.items()}})
+    over.update({{k: str(v).replace(" ", "") for k, v in zip(sweep.grid, combo)}})
+    num = lambda k, d: float(over.get(k, d))
+    loss = abs(math.log10(num("optimizer.lr", 0.1)) + 2) + num("optimizer.alpha", 0.5) - num("optimizer.beta", 0.1)
+    loss += abs(num("schedule.exponent", 0.5) - 0.25) + 2
+    fake_run(out, [f"{{k}}={{v}}" for k, v in sorted(over.items())], [5.0, loss])
+"""
+
+
+@pytest.mark.slow
+def test_chapter_two_chain(tmp_path):
+    """Figure 2: grid -> 2.2 at INNA's chosen gamma_0 -> 2.3 with the best (alpha, beta) of 2.2 -> 2.4, 3 reports."""
+    out, log = tmp_path / "outputs", tmp_path / "calls.txt"
+    fake_tools(tmp_path / "bin", log)
+    train = tmp_path / "bin" / "optrepro-train"
+    train.write_text(FAKE_TRAIN.format(python=sys.executable, log=log))
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "OPTREPRO_OUT": str(out),
+           "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'tests'}"}  # fmt: skip
+    done = subprocess.run(["bash", str(ROOT / "scripts/th_deep.sh"), "fig2", "cifar10"], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    calls = log.read_text().splitlines()
+    train_calls = [c for c in calls if c.startswith("optrepro-train")]
+    assert [c.split("sweep=")[1].split()[0] for c in train_calls] == (
+        ["th/grid_inna", "th/grid_sgd", "th/grid_adagrad", "th/grid_adam"] + ["th/seeds5"] * 8 + ["th/f2_4"]
+    )
+    f2_2 = [c for c in train_calls if "f2_2/f2_cifar10" in c]
+    assert len(f2_2) == 4 and all("optimizer=inna optimizer.lr=0.01 optimizer.alpha=" in c for c in f2_2)
+    f2_3_inna = next(c for c in train_calls if "f2_3/f2_cifar10" in c and "optimizer=inna" in c)
+    # loss - 2 = alpha - beta at lr 1e-2: (0.1, 0.1) -> 0, (0.5, 0.1) -> 0.4, (0.5, 0.5) -> 0, (0.5, 1) -> -0.5
+    assert "optimizer.lr=0.01 optimizer.alpha=0.5 optimizer.beta=1.0" in f2_3_inna
+    assert "optimizer.alpha=0.5 optimizer.beta=1.0" in train_calls[-1]
+    reports = [c for c in calls if c.startswith("optrepro-report")]
+    assert len(reports) == 3 and "optimizer=adam" in reports[-1] and "*" not in reports[-1]
