@@ -46,11 +46,31 @@ ht-sine: install ## HT Figures 1, 2a, 2b, 5, 8 at paper scale (100 seeds per met
 th-toys: install ## TH Figures 2.1, 3.2, 4.2, 4.3 and Table 3.1 (plain loops on a CPU, about 3 minutes)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/th_toys.sh $(ARGS)
 
-bench: install ## Speed ratios measured side by side: ensemble vs one member; INNA / Step-Tuned SGD vs SGD
+th-grid: install ## TH ch. 4 stage one: every optimizer's grid on PROBLEM=a..f for 10% of the epochs (GPU)
+	@test -n "$(PROBLEM)" || { echo "give PROBLEM=a|b|c|d|e|f (TH Table 4.1)"; exit 2; }
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/th_deep.sh grid $(PROBLEM) $(ARGS)
+
+th-fig4.4: install ## TH Figure 4.4 stage two for PROBLEM=a..d (after th-grid): chosen values, 3 seeds (GPU)
+	@test -n "$(PROBLEM)" || { echo "give PROBLEM=a|b|c|d (TH Table 4.1)"; exit 2; }
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/th_deep.sh fig4.4 $(PROBLEM) $(ARGS)
+
+th-fig4.5: install ## TH Figure 4.5: as th-fig4.4 with every minibatch used twice (task.reuse_batch=2) (GPU)
+	@test -n "$(PROBLEM)" || { echo "give PROBLEM=a|b|c|d (TH Table 4.1)"; exit 2; }
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/th_deep.sh fig4.5 $(PROBLEM) $(ARGS)
+
+th-fig4.6: install ## TH Figure 4.6: LeNet without (e) and with (f) BN, after th-grid PROBLEM=e and f (GPU)
+	for p in $(or $(PROBLEM),e f); do PATH="$(abspath $(BIN)):$$PATH" bash scripts/th_deep.sh fig4.6 $$p $(ARGS); done
+
+th-fig2: install ## TH Figures 2.2-2.4 (NiN, batch 32) on PROBLEM=mnist|cifar10|cifar100: grid, then figures (GPU)
+	for p in $(or $(PROBLEM),mnist cifar10 cifar100); do PATH="$(abspath $(BIN)):$$PATH" bash scripts/th_deep.sh fig2 $$p $(ARGS); done
+
+bench: install ## Speed ratios side by side: ensemble vs one member; INNA / Step-Tuned SGD vs SGD; ResNet-20 epoch
 	$(BIN)/python scripts/bench_ensemble.py
 	$(BIN)/python scripts/bench_optim.py
+	$(BIN)/python scripts/bench_resnet.py
 
 clean-outputs: ## Delete outputs/ (all runs, sweeps and reports)
 	rm -rf outputs
 
-.PHONY: help install demo test test-all smoke lint ht-sine th-toys bench clean-outputs
+.PHONY: help install demo test test-all smoke lint ht-sine th-toys th-grid th-fig4.4 th-fig4.5 th-fig4.6 th-fig2 bench \
+  clean-outputs

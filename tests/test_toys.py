@@ -5,14 +5,24 @@ import math
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from optrepro.config import compose, experiment_names
+from optrepro.config import compose, config_dir, experiment_names
 from optrepro.optim import INNA
 from optrepro.report.cli import main as report_main
 from optrepro.toys import inna_toys as toys
 from optrepro.train import run
 
-TH_PRESETS = [n for n in experiment_names() if n.startswith("th/")]
+
+def _is_toy(name: str) -> bool:
+    """A preset whose task is a plain loop (module: toy), read from the files (the deep-learning presets of
+    issue 4 train networks on image data and are checked at profile=smoke in test_configs.py)."""
+    preset = OmegaConf.load(config_dir() / "experiment" / f"{name}.yaml")
+    tasks = [d["override /task"] for d in preset.get("defaults", []) if "override /task" in d]
+    return bool(tasks) and OmegaConf.load(config_dir() / "task" / f"{tasks[0]}.yaml").get("module") == "toy"
+
+
+TH_PRESETS = [n for n in experiment_names() if n.startswith("th/") and _is_toy(n)]
 
 
 @pytest.mark.parametrize(

@@ -101,6 +101,7 @@ def validate(cfg: DictConfig) -> None:
             f"trainer.strategy={strategy} is not allowed for task.module={module}: only image tasks shard their data "
             f"across processes; run this task with trainer=cpu or trainer=gpu"
         )
+    _require(cfg, "grid_epochs", lambda v: _is_int(v) and v >= 1, "an integer >= 1 (epochs of a grid-search run)")
     _require(cfg, "homotopy.source_epochs", lambda v: _is_int(v) and v >= 0, "an integer >= 0")
     _require(cfg, "homotopy.gamma", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
     _require(cfg, "homotopy.k", lambda v: _is_int(v) and v >= 1, "an integer >= 1 (epochs per step)")

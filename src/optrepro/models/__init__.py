@@ -1,5 +1,10 @@
 """Plain ``nn.Module`` networks, free of any training logic."""
 
+from optrepro.models.autoencoder import AutoEncoder
+from optrepro.models.lenet import LeNet
 from optrepro.models.mlp import MLP
+from optrepro.models.nin import NiN
+from optrepro.models.resnet import ResNet20
+from optrepro.models.vgg import VGG
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "AutoEncoder", "LeNet", "NiN", "ResNet20", "VGG"]

@@ -40,10 +40,15 @@ def write_report(paths: list[Path], out: Path) -> Path:
         ]
         for item in ht.sine_curves(runs, metrics, out) + ht.final_vs_omega(table, out):
             lines += [f"![{item['caption']}]({item['files'][0]})", "", f"*{item['caption']}*", ""]
-    if runs.experiment.fillna("").str.startswith("th/").any():
-        from optrepro.report import th
+    th_runs = runs.experiment.fillna("").str.startswith("th/")
+    if th_runs.any():
+        from optrepro.report import th, th_deep
 
-        lines += th.th_section(runs[runs.experiment.str.startswith("th/")], out)
+        deep = th_deep.is_deep(runs)
+        if (th_runs & ~deep).any():
+            lines += th.th_section(runs[th_runs & ~deep], out)
+        if deep.any():
+            lines += th_deep.th_deep_section(runs[deep], metrics, out)
     diverged = runs[runs.status != "completed"]
     if len(diverged):
         lines += ["## Runs that did not complete", "", ht.to_markdown(diverged[["run_dir", "status"]]), ""]
