@@ -50,6 +50,9 @@ def apply_profile(cfg: DictConfig) -> DictConfig:
             cfg.task.synthetic = True  # generated images of the right shape and classes: no dataset needed
         if p.get("limit_batches") is not None:
             cfg.trainer.limit_batches = p.limit_batches
+        for key in ("batch_size", "eval_batch_size"):
+            if p.get("max_batch_size") is not None and key in cfg.task:
+                cfg.task[key] = min(cfg.task[key], p.max_batch_size)
     return cfg
 
 

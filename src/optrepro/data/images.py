@@ -267,8 +267,8 @@ class ImageDataModule(L.LightningDataModule):
     same number of steps). ``augment``: random crop with 4-pixel zero padding and horizontal flip (CIFAR; drawn by
     ``draw_augmentation(seed, epoch)``). ``reuse_batch=2`` serves every minibatch twice in a row (TH Figure 4.5),
     so an epoch has twice the steps. Models learn the input from the task config: ``channels`` (the channels served)
-    and ``num_classes`` are explicit keys there (checked against the dataset), so model configs read
-    ``${task.channels}`` and ``${task.num_classes}``; ``input_shape`` is (channels, height, width) as served
+    ``num_classes``, ``height`` and ``width`` are explicit keys there (checked against the dataset), so model configs
+    read ``${task.channels}``, ``${task.num_classes}``, ...; ``input_shape`` is (channels, height, width) as served
     (after ``pad_to``).
     """
 
@@ -283,6 +283,8 @@ class ImageDataModule(L.LightningDataModule):
         pad_to: int | None = None,
         channels: int | None = None,
         num_classes: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
         normalize: bool = True,
         on_device: bool | None = None,
         reuse_batch: int = 1,
@@ -315,6 +317,13 @@ class ImageDataModule(L.LightningDataModule):
         self.channels = channels or info.channels
         self.num_classes = info.num_classes
         self.input_shape = (self.channels, pad_to or info.height, pad_to or info.width)
+        for key, given, served in (("height", height, self.input_shape[1]), ("width", width, self.input_shape[2])):
+            if given is not None and given != served:
+                raise ConfigError(
+                    f"task.{key}={given} is not allowed: {data} is served at {served} pixels"
+                    + (f" (padded to {pad_to})" if pad_to else "")
+                    + f"; set task.{key}={served}"
+                )
         self.on_device, self.reuse_batch = on_device, reuse_batch
         self.max_train_samples, self.max_test_samples = max_train_samples, max_test_samples
         self.synthetic, self.synthetic_size, self.download = synthetic, synthetic_size, download
