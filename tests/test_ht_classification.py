@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from optrepro.config import ConfigError, apply_profile, compose, validate
-from optrepro.data.paired import PairedImageDataModule, check_pair, convert, pair_indices
+from optrepro.data.paired import PairedImageDataModule, check_pair, convert, pair_indices, subset_indices
 from optrepro.methods import Constant, DataHomotopy, Staircase, mix_images, soft_cross_entropy, soft_labels
 from optrepro.models import VGGType
 
@@ -55,9 +55,11 @@ def fake_images(monkeypatch):
         for n, (c, h, w, k, m, s) in SHAPES.items()
     }
     api.ImageArrays = ImageArrays
-    api.load_images = lambda name, root, train, download=False: labelled_images(
-        name, SIZES[name] if train else 5, 3 if train else 0
-    )
+
+    def load_images(name, root, train, download=False):  # MNIST-like: labels 0..6; others: 3, 4, ..., 9, 0, 1, 2
+        return labelled_images(name, SIZES[name] if train else 5, (3 if SIZES[name] == 10 else 0) if train else 0)
+
+    api.load_images = load_images
     api.synthetic_images = lambda name, n, seed: labelled_images(name, n, seed % 10)
     monkeypatch.setitem(sys.modules, "optrepro.data.images", api)
     return api
@@ -204,10 +206,13 @@ def test_convert_pads_centred():
     assert out[0, 0, 2:30, 2:30].eq(7).all() and out.sum() == 7 * 28 * 28 * 3
 
 
-def test_max_train_samples_keeps_the_first_images(fake_images):
+def test_max_train_samples_keeps_a_fixed_subset(fake_images):
     dm = datamodule(max_train_samples=4)
     assert len(dm.source) == len(dm.target) == 4
-    assert dm.target.y.tolist() == [3, 4, 5, 6]
+    labels = dm.target.y.tolist()  # the stand-in's FashionMNIST: 10 images, labels 3, 4, ..., 9, 0, 1, 2
+    assert len(set(labels)) == 4 and labels != [3, 4, 5, 6]  # drawn, not the first four (mnist5k is sorted)
+    assert datamodule(max_train_samples=4, seed=5).target.y.tolist() == labels  # the same subset for every seed
+    assert torch.equal(subset_indices(10, 4), subset_indices(10, 4)) and len(subset_indices(10, 20)) == 10
 
 
 # -- refusals ------------------------------------------------------------------------------------------------------
@@ -324,3 +329,62 @@ def test_preset_runs_at_profile_smoke(name, method, tmp_path):
     if method == "data_homotopy":
         target = rows[rows.epoch >= 0]["homotopy/lambda"].tolist()
         assert target[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])  # gamma = 5 steps of k = 1 epoch
+
+
+# -- report: Figures 3 and 6 ---------------------------------------------------------------------------------------
+def _fake_run(root, method: str, seed: int, losses: list[float], accs: list[float], source_epochs: int, **task):
+    """A run directory as optrepro-train leaves it: summary.json and metrics.csv (epochs -source_epochs ..)."""
+    import json
+
+    import pandas as pd
+
+    run_dir = root / method / f"seed={seed}"
+    run_dir.mkdir(parents=True)
+    config = {
+        "task": {"name": "ht_mnist_fmnist", "module": "classification", "batch_size": 128, **task},
+        "trainer": {"epochs": len(losses) - source_epochs},
+        "method": {"source_epochs": source_epochs},
+        "optimizer": {"_target_": "torch.optim.Adam", "lr": 1e-3},
+        "profile": {"name": "paper"},
+    }
+    summary = {"kind": "run", "experiment": "ht/mnist5k_fmnist_f3a", "method": method, "seed": seed}
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "completed", "config": config}))
+    epochs = list(range(-source_epochs, len(losses) - source_epochs))
+    pd.DataFrame({"epoch": epochs, "train/loss": losses, "test/acc": accs}).to_csv(run_dir / "metrics.csv")
+
+
+def test_report_figure_three_medians_and_subset_label(tmp_path):
+    from optrepro.report.cli import main as report_main
+
+    task = {"source": "mnist5k", "target": "fashion_mnist", "max_train_samples": 5000}
+    for seed, (a, b) in enumerate(((1.0, 0.5), (3.0, 0.7), (2.0, 0.6))):
+        _fake_run(tmp_path / "runs", "random_init", seed, [2.0, a], [0.1, b], 0, **task)
+        _fake_run(tmp_path / "runs", "data_homotopy", seed, [0.4, 1.5, a / 2], [0.5, 0.2, b + 0.1], 1, **task)
+    assert report_main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "report" / "ht_classification_final.csv").set_index("method")
+    # medians of the last epoch over three seeds: losses {1, 3, 2} -> 2, {.5, 1.5, 1} -> 1; accuracies .6 and .7
+    assert table.loc["random_init", "train/loss"] == pytest.approx(2.0)
+    assert table.loc["data_homotopy", "train/loss"] == pytest.approx(1.0)
+    assert table.loc["data_homotopy", "test/acc"] == pytest.approx(0.7)
+    assert (table["runs"] == 3).all() and (table["subset run"] == "yes").all()
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "HT Figure 3a" in text and "SUBSET RUN" in text and "5000-image MNIST subset" in text
+    assert (tmp_path / "report" / "ht_mnist5k_fmnist_f3a.png").stat().st_size > 1000
+
+
+def test_report_figure_six_from_data_or_generated(fake_images, tmp_path, monkeypatch):
+    from optrepro.report.ht import mixture_picture
+
+    [item] = mixture_picture(tmp_path)
+    assert "[0, 0, 0.5, 0, 0, 0.5, 0, 0, 0, 0]" in item["caption"]
+    assert "mnist (real), fashion_mnist (real)" in item["caption"]
+    assert (tmp_path / "ht_f6_image_pair.png").stat().st_size > 1000
+
+    def missing(name, root, train, download=False):
+        raise ConfigError(f"dataset {name} not found")
+
+    monkeypatch.setattr(fake_images, "load_images", missing)
+    [item] = mixture_picture(tmp_path)
+    assert "mnist (generated: dataset not found)" in item["caption"]

@@ -35,6 +35,16 @@ from optrepro.utils import member_seed
 TARGET_ORDER_STREAM = 11
 SOURCE_ORDER_STREAM = 12
 SYNTHETIC_STREAM = 13
+SUBSET_STREAM = 14
+
+
+def subset_indices(n: int, keep: int) -> Tensor:
+    """The ``keep`` training images of a subset run: drawn once by a fixed generator (the same in every run and
+    for every seed), in their original order. Not the first ``keep``: the mnist5k file is sorted by class."""
+    if keep >= n:
+        return torch.arange(n)
+    g = torch.Generator().manual_seed(member_seed(0, SUBSET_STREAM, n, keep))
+    return torch.randperm(n, generator=g)[:keep].sort().values
 
 
 def images_api():
@@ -174,8 +184,9 @@ class PairedImageDataModule(L.LightningDataModule):
     Built from a task config (``configs/task/ht_mnist_*.yaml``) by ``build(cfg.task, seeds=[seed],
     limit_batches=...)``. Attributes as ``ImageDataModule``: ``num_classes``, ``input_shape`` (the common
     (C, H, W)). Options: ``batch_size``; ``pad_to`` and ``channels`` (the common shape); ``max_train_samples``
-    (the first N training images of each task: a subset run, named so in reports); ``synthetic`` (generated
-    images of each dataset's shape and classes, set by profile=smoke; ``synthetic_samples`` of them);
+    (N training images of each task, the same N in every run: a subset run, named so in reports);
+    ``synthetic`` (generated images of each dataset's shape and classes, set by profile=smoke;
+    ``synthetic_samples`` of them);
     ``on_device`` (keep the uint8 images on the training device, null: on a GPU); ``download``.
     """
 
@@ -227,7 +238,8 @@ class PairedImageDataModule(L.LightningDataModule):
             arrays = api.load_images(name, self.root, train=train, download=self.download)
         x, y = arrays.x, arrays.y
         if train and self.max_train_samples is not None:
-            x, y = x[: self.max_train_samples], y[: self.max_train_samples]
+            keep = subset_indices(len(y), self.max_train_samples)
+            x, y = x[keep], y[keep]
         info = api.INFO[name]
         return Normalized(convert(x, self.pad_to, self.channels), y, field(info, "mean"), field(info, "std"))
 
