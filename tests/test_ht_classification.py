@@ -234,6 +234,8 @@ def test_refuses_an_ensemble_and_an_unknown_dataset(fake_images):
         PairedImageDataModule("mnist", "fashion_mnist", seeds=[0, 1])
     with pytest.raises(ConfigError, match="task.target='svhn'"):
         PairedImageDataModule("mnist", "svhn", seeds=[0])
+    with pytest.raises(ConfigError, match="task.channels=2 is not allowed"):
+        PairedImageDataModule("mnist", "cifar10", seeds=[0], pad_to=32, channels=2)
 
 
 def test_refuses_a_source_phase_without_a_source_task():

@@ -213,6 +213,14 @@ class PairedImageDataModule(L.LightningDataModule):
                 f"ensemble.size={len(seeds)}: image tasks train one model per process; use ensemble.size=1 and "
                 "sweep seeds (seed=0,1,...,9)"
             )
+        for key, value, ok, allowed in (
+            ("batch_size", batch_size, isinstance(batch_size, int) and batch_size >= 1, "an integer >= 1"),
+            ("pad_to", pad_to, pad_to is None or (isinstance(pad_to, int) and pad_to >= 1), "null or an integer >= 1"),
+            ("channels", channels, channels in (None, 1, 3), "null, 1 or 3"),
+            ("max_train_samples", max_train_samples, max_train_samples is None or max_train_samples >= 1, ">= 1"),
+        ):
+            if not ok:
+                raise ConfigError(f"task.{key}={value!r} is not allowed: task.{key} must be {allowed}")
         api = images_api()
         for role, name in (("task.source", source), ("task.target", target)):
             if name not in api.INFO:
