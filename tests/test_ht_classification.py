@@ -158,6 +158,20 @@ def test_pairing_keeps_each_label_with_its_image(fake_images):
     assert sorted(seen_targets) == list(range(10))
 
 
+def test_each_epoch_draws_its_own_pairs_from_the_trainers_epoch(fake_images):
+    dm = datamodule(batch_size=10)
+    dm.trainer = types.SimpleNamespace(current_epoch=0, strategy=types.SimpleNamespace(root_device=torch.device("cpu")))
+    loader = dm.train_dataloader()
+    labels = []
+    for epoch in (0, 1, 0):
+        dm.trainer.current_epoch = epoch
+        [(_, y_s, _, y_t)] = list(loader)
+        src, tgt = pair_indices(0, epoch, 7, 10)
+        assert torch.equal(y_s, dm.source.y[src]) and torch.equal(y_t, dm.target.y[tgt])
+        labels.append((y_s, y_t))
+    assert torch.equal(labels[0][1], labels[2][1]) and not torch.equal(labels[0][1], labels[1][1])
+
+
 def test_pairs_are_a_function_of_seed_and_epoch():
     s0, t0 = pair_indices(seed=0, epoch=0, n_source=7, n_target=10)
     assert sorted(t0.tolist()) == list(range(10))

@@ -143,11 +143,15 @@ class Normalized:
 
 
 class PairedBatches:
-    """One epoch of ``(x_s, y_s, x_t, y_t)`` minibatches, indices drawn by ``pair_indices``."""
+    """One epoch of ``(x_s, y_s, x_t, y_t)`` minibatches per iteration, indices drawn by ``pair_indices``.
 
-    def __init__(self, source: Normalized, target: Normalized, seed: int, epoch: int, batch_size: int, limit):
-        self.source, self.target, self.batch_size = source, target, batch_size
-        self.src_idx, self.tgt_idx = pair_indices(seed, epoch, len(source), len(target))
+    The epoch is read when iteration starts (``epoch()``), so the pairs change every epoch whether or not the
+    trainer reloads its dataloaders.
+    """
+
+    def __init__(self, source: Normalized, target: Normalized, seed: int, epoch, batch_size: int, limit):
+        self.source, self.target, self.seed, self.batch_size = source, target, seed, batch_size
+        self.epoch = epoch if callable(epoch) else (lambda: epoch)
         n = len(target)
         self.n_batches = n // batch_size + (n % batch_size > 0)
         if limit is not None:
@@ -157,7 +161,8 @@ class PairedBatches:
         return self.n_batches
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]:
-        src, tgt = self.src_idx.to(self.source.x.device), self.tgt_idx.to(self.target.x.device)
+        src, tgt = pair_indices(self.seed, self.epoch(), len(self.source), len(self.target))
+        src, tgt = src.to(self.source.x.device), tgt.to(self.target.x.device)
         for b in range(self.n_batches):
             s = slice(b * self.batch_size, (b + 1) * self.batch_size)
             yield (*self.source.batch(src[s]), *self.target.batch(tgt[s]))
@@ -265,9 +270,9 @@ class PairedImageDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> PairedBatches:
         self.setup()
-        epoch = self.trainer.current_epoch if self.trainer is not None else 0
         device = self._device()
         self.source.to(device), self.target.to(device)
+        epoch = lambda: self.trainer.current_epoch if self.trainer is not None else 0  # noqa: E731
         return PairedBatches(self.source, self.target, self.seed, epoch, self.batch_size, self.limit_batches)
 
     def val_dataloader(self) -> PlainBatches:
