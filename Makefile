@@ -43,6 +43,9 @@ lint: install ## ruff lint and format check
 ht-sine: install ## HT Figures 1, 2a, 2b, 5, 8 at paper scale (100 seeds per method and omega; GPU strongly advised)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/ht_sine.sh $(ARGS)
 
+ht-classification: install ## HT Figures 3a, 3b, 6: MNIST -> FashionMNIST / CIFAR-10, 3 methods x 10 seeds (GPU advised)
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/ht_classification.sh $(ARGS)
+
 th-toys: install ## TH Figures 2.1, 3.2, 4.2, 4.3 and Table 3.1 (plain loops on a CPU, about 3 minutes)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/th_toys.sh $(ARGS)
 
@@ -72,5 +75,5 @@ bench: install ## Speed ratios side by side: ensemble vs one member; INNA / Step
 clean-outputs: ## Delete outputs/ (all runs, sweeps and reports)
 	rm -rf outputs
 
-.PHONY: help install demo test test-all smoke lint ht-sine th-toys th-grid th-fig4.4 th-fig4.5 th-fig4.6 th-fig2 bench \
-  clean-outputs
+.PHONY: help install demo test test-all smoke lint ht-sine ht-classification th-toys th-grid th-fig4.4 th-fig4.5 \
+  th-fig4.6 th-fig2 bench clean-outputs

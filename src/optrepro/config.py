@@ -35,10 +35,12 @@ def apply_profile(cfg: DictConfig) -> DictConfig:
     p = cfg.profile
     cfg = cfg.copy()
     with open_dict(cfg):
+        before = {key: OmegaConf.select(cfg, key) for key in ("trainer.epochs", "homotopy.gamma", "homotopy.k")}
         for key in p.get("scaled_counts", []):
             value = OmegaConf.select(cfg, key)
             if isinstance(value, int) and value > 0:
                 OmegaConf.update(cfg, key, max(1, math.floor(value * p.count_scale)))
+        _keep_staircase_in_budget(cfg, before)
         if p.get("max_members") is not None:
             cfg.ensemble.size = min(cfg.ensemble.size, p.max_members)
         if p.get("max_samples") is not None and "n_samples" in cfg.task:
@@ -54,6 +56,23 @@ def apply_profile(cfg: DictConfig) -> DictConfig:
             if p.get("max_batch_size") is not None and key in cfg.task:
                 cfg.task[key] = min(cfg.task[key], p.max_batch_size)
     return cfg
+
+
+def _keep_staircase_in_budget(cfg: DictConfig, before: dict) -> None:
+    """After scaling, a data-homotopy budget that held gamma * k epochs (and some after) still holds them.
+
+    Rounding short budgets down (HT classification: 30 epochs, gamma 5, k 2) would leave fewer epochs than the
+    gamma steps of one epoch each; the budget is lengthened to gamma * k (+1 if the preset trained on after the
+    staircase). Only presets of the data-homotopy methods, so that all three HT methods keep the same budget.
+    """
+    if not str(OmegaConf.select(cfg, "method._target_", default="")).endswith("DataHomotopy"):
+        return
+    epochs, gamma, k = before["trainer.epochs"], before["homotopy.gamma"], before["homotopy.k"]
+    if not all(isinstance(v, int) for v in (epochs, gamma, k)) or gamma * k > epochs:
+        return
+    need = cfg.homotopy.gamma * cfg.homotopy.k + (1 if epochs > gamma * k else 0)
+    if cfg.trainer.epochs < need:
+        cfg.trainer.epochs = need
 
 
 def _require(cfg: DictConfig, key: str, ok, allowed: str) -> None:

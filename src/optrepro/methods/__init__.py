@@ -1,7 +1,25 @@
 """Homotopy and continuation methods behind one small interface (DESIGN.md "Methods")."""
 
 from optrepro.methods.base import Method, Plain
-from optrepro.methods.data_homotopy import DataHomotopy, gaussian_filter_targets, homotopy_targets
+from optrepro.methods.data_homotopy import (
+    DataHomotopy,
+    gaussian_filter_targets,
+    homotopy_targets,
+    mix_images,
+    soft_cross_entropy,
+    soft_labels,
+)
 from optrepro.methods.schedules import Constant, Staircase
 
-__all__ = ["Constant", "DataHomotopy", "Method", "Plain", "Staircase", "gaussian_filter_targets", "homotopy_targets"]
+__all__ = [
+    "Constant",
+    "DataHomotopy",
+    "Method",
+    "Plain",
+    "Staircase",
+    "gaussian_filter_targets",
+    "homotopy_targets",
+    "mix_images",
+    "soft_cross_entropy",
+    "soft_labels",
+]

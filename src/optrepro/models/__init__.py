@@ -6,5 +6,6 @@ from optrepro.models.mlp import MLP
 from optrepro.models.nin import NiN
 from optrepro.models.resnet import ResNet20
 from optrepro.models.vgg import VGG
+from optrepro.models.vgg_type import VGGType
 
-__all__ = ["MLP", "AutoEncoder", "LeNet", "NiN", "ResNet20", "VGG"]
+__all__ = ["MLP", "AutoEncoder", "LeNet", "NiN", "ResNet20", "VGG", "VGGType"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from optrepro.report import ht
 from optrepro.report.load import load
 
-FIGURES = {"ht-f5": ht.homotopy_pictures}
+FIGURES = {"ht-f5": ht.homotopy_pictures, "ht-f6": ht.mixture_picture}
 
 
 def write_report(paths: list[Path], out: Path) -> Path:
@@ -40,6 +40,21 @@ def write_report(paths: list[Path], out: Path) -> Path:
         ]
         for item in ht.sine_curves(runs, metrics, out) + ht.final_vs_omega(table, out):
             lines += [f"![{item['caption']}]({item['files'][0]})", "", f"*{item['caption']}*", ""]
+    if (runs.module == "classification").any() and "source" in runs:
+        table = ht.classification_table(runs, metrics)
+        if len(table):
+            table.to_csv(out / "ht_classification_final.csv", index=False)
+            lines += [
+                "## HT: classification (Figure 3)",
+                "",
+                "Median train loss and target test accuracy at the end of the target budget (completed runs); "
+                "`ht_classification_final.csv`. A subset run says so.",
+                "",
+                ht.to_markdown(table),
+                "",
+            ]
+            for item in ht.classification_curves(runs, metrics, out):
+                lines += [f"![{item['caption']}]({item['files'][0]})", "", f"*{item['caption']}*", ""]
     th_runs = runs.experiment.fillna("").str.startswith("th/")
     if th_runs.any():
         from optrepro.report import th, th_deep
@@ -66,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         choices=sorted(FIGURES),
         default=[],
-        help="also draw a figure that needs no runs (HT Figure 5: ht-f5)",
+        help="also draw a figure that needs no runs (HT Figure 5: ht-f5; HT Figure 6: ht-f6)",
     )
     args = parser.parse_args(argv)
     if not args.paths and not args.figure:

@@ -43,6 +43,9 @@ def _run_row(run_dir: Path, summary: dict) -> dict:
         "batch_size": task.get("batch_size"),
         "epochs": cfg.get("trainer", {}).get("epochs"),
         "module": task.get("module"),
+        "source": task.get("source"),  # HT classification: the paired datasets, and a subset cap if any
+        "target": task.get("target"),
+        "max_train_samples": task.get("max_train_samples"),
         "source_epochs": cfg.get("method", {}).get("source_epochs"),
         "optimizer": cfg.get("optimizer", {}).get("_target_", "").rsplit(".", 1)[-1],
         "lr": cfg.get("optimizer", {}).get("lr"),
