@@ -22,14 +22,14 @@ from optrepro.checkpoints import LAST, LastCheckpoint, resumable_epoch
 from optrepro.config import ConfigError, apply_profile, config_dir, validate
 from optrepro.ensemble import build_members
 from optrepro.loggers import build_loggers, finish_loggers
-from optrepro.modules import RegressionModule
+from optrepro.modules import RegressionModule, TrajectoryModule
 from optrepro.progress import CompactProgress
 from optrepro.records import MemberLog, Timer, provenance, read_summary, write_summary
 from optrepro.utils import build, config_hash
 
 log = logging.getLogger("optrepro")
 
-MODULES = {"regression": RegressionModule}
+MODULES = {"regression": RegressionModule, "trajectory": TrajectoryModule}
 
 
 def _hydra_context() -> tuple[Path | None, bool, str]:

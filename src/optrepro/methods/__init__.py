@@ -2,6 +2,16 @@
 
 from optrepro.methods.base import Method, Plain
 from optrepro.methods.data_homotopy import DataHomotopy, gaussian_filter_targets, homotopy_targets
+from optrepro.methods.gaussian_continuation import GaussianContinuation
 from optrepro.methods.schedules import Constant, Staircase
 
-__all__ = ["Constant", "DataHomotopy", "Method", "Plain", "Staircase", "gaussian_filter_targets", "homotopy_targets"]
+__all__ = [
+    "Constant",
+    "DataHomotopy",
+    "GaussianContinuation",
+    "Method",
+    "Plain",
+    "Staircase",
+    "gaussian_filter_targets",
+    "homotopy_targets",
+]

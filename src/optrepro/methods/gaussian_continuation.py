@@ -133,6 +133,10 @@ class GaussianContinuation(Method):
             root = root * torch.clamp(cap / s.detach().exp(), max=1.0).sqrt()
         return root
 
+    def regression_batch(self, batch, parameter: float):
+        """GC perturbs parameters, not data: a batch is (inputs, ..., targets) as it comes."""
+        return batch[0], batch[-1]
+
     def objective(
         self, model: nn.Module, x: Tensor, target: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor], parameter: float
     ) -> Tensor:

@@ -1,5 +1,6 @@
 """Plain ``nn.Module`` networks, free of any training logic."""
 
 from optrepro.models.mlp import MLP
+from optrepro.models.ode_mlp import NeuralODE
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "NeuralODE"]

@@ -1,5 +1,6 @@
 """LightningModules: the training loop's side of a task, method-agnostic."""
 
 from optrepro.modules.regression import RegressionModule
+from optrepro.modules.trajectory import TrajectoryModule
 
-__all__ = ["RegressionModule"]
+__all__ = ["RegressionModule", "TrajectoryModule"]
