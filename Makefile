@@ -46,6 +46,13 @@ ht-sine: install ## HT Figures 1, 2a, 2b, 5, 8 at paper scale (100 seeds per met
 th-toys: install ## TH Figures 2.1, 3.2, 4.2, 4.3 and Table 3.1 (plain loops on a CPU, about 3 minutes)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/th_toys.sh $(ARGS)
 
+gc-all: install ## GC Figures 4-7 (saddle, neural ODEs, deep MNIST MLP) at paper settings, then the report (GPU advised)
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/gc_all.sh $(ARGS)
+
+gc-saddle: install ## GC Figure 4 only (a plain loop on a CPU, seconds) -> outputs/reports/gc-saddle
+	$(TRAIN) experiment=gc/saddle_f4 paths.run_dir=outputs/gc/saddle_f4
+	$(REPORT) outputs/gc/saddle_f4 --out outputs/reports/gc-saddle
+
 bench: install ## Speed ratios measured side by side: ensemble vs one member; INNA / Step-Tuned SGD vs SGD
 	$(BIN)/python scripts/bench_ensemble.py
 	$(BIN)/python scripts/bench_optim.py
@@ -53,4 +60,4 @@ bench: install ## Speed ratios measured side by side: ensemble vs one member; IN
 clean-outputs: ## Delete outputs/ (all runs, sweeps and reports)
 	rm -rf outputs
 
-.PHONY: help install demo test test-all smoke lint ht-sine th-toys bench clean-outputs
+.PHONY: help install demo test test-all smoke lint ht-sine th-toys gc-all gc-saddle bench clean-outputs

@@ -44,6 +44,12 @@ def write_report(paths: list[Path], out: Path) -> Path:
         from optrepro.report import th
 
         lines += th.th_section(runs[runs.experiment.str.startswith("th/")], out)
+    if runs.experiment.fillna("").str.startswith("gc/").any():
+        from optrepro.report import gc
+
+        gc_runs = runs[runs.experiment.fillna("").str.startswith("gc/")]
+        gc_metrics = metrics[metrics.experiment.fillna("").str.startswith("gc/")] if len(metrics) else metrics
+        lines += gc.gc_section(gc_runs, gc_metrics, out)
     diverged = runs[runs.status != "completed"]
     if len(diverged):
         lines += ["## Runs that did not complete", "", ht.to_markdown(diverged[["run_dir", "status"]]), ""]
