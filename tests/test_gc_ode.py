@@ -69,3 +69,12 @@ def test_ode_presets_run_without_continuation_at_profile_smoke(name, tmp_path):
     metrics = run(cfg)
     assert isinstance(metrics[cfg.monitor], float)
     assert (tmp_path / "summary.json").is_file()
+
+
+def test_bad_continuation_values_fail_before_training(tmp_path):
+    from optrepro.config import ConfigError
+
+    for override, key in (("continuation.lr=0", "continuation.lr"), ("+continuation.estimator=exact", "estimator")):
+        cfg = compose(["experiment=gc/lotka_volterra_f6", override, f"paths.run_dir={tmp_path}"])
+        with pytest.raises(ConfigError, match=key):
+            run(cfg)
