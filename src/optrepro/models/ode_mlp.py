@@ -49,8 +49,8 @@ class NeuralODE(nn.Module):
         hidden: int = 50,
         layers: int = 5,
         method: str = "dopri5",
-        rtol: float = 1e-7,
-        atol: float = 1e-9,
+        rtol: float = 1e-4,
+        atol: float = 1e-6,
         adjoint: bool = False,
     ):
         super().__init__()
