@@ -108,7 +108,8 @@ def gc_section(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path) -> list[str
             lines += [f"The paper (Figure 4): {PAPER['gc/saddle_f4']}.", ""]
             break
     if len(metrics) and "experiment" in metrics:
-        gc = metrics[metrics.experiment.isin(list(CURVES))]
+        # completed runs only: a run still going (or failed) would bend the mean at its last epoch
+        gc = metrics[metrics.experiment.isin(list(CURVES)) & (metrics.status == "completed")]
         for experiment in sorted(set(gc.experiment)):
             items.append(curves_figure(gc[gc.experiment == experiment], experiment, out))
         if len(gc):
