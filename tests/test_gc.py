@@ -82,16 +82,17 @@ LAM = 0.3
 def test_pathwise_estimator_matches_the_trace_within_its_derived_spread():
     # One draw: X = eps.A theta / (2 sqrt(lambda)) + eps^T A eps / 2, E X = tr(A) / 2,
     # Var X = theta^T A^2 theta / (4 lambda) + tr(A^2) / 2 (eps Gaussian: the two terms are uncorrelated).
-    n = 4000
+    n = 1500
     est = _estimates("pathwise", n, LAM, THETA, A)
     var = float(THETA @ A @ A @ THETA) / (4 * LAM) + float(torch.trace(A @ A)) / 2
     assert abs(float(est.mean()) - float(torch.trace(A)) / 2) < 5 * math.sqrt(var / n)
-    assert float(est.var()) == pytest.approx(var, rel=0.15)  # the derived variance is the right one
+    # the derived variance is the right one: kurtosis ~8.3 here, so var-hat has relative sd sqrt(7.3/n) = 0.07
+    assert float(est.var()) == pytest.approx(var, rel=0.3)
 
 
 def test_score_estimator_matches_the_trace_within_a_conservative_bound():
     # GC eq. 8 has a heavier-tailed spread; bound: 6 standard errors from the draws' own spread (fixed seed).
-    n = 4000
+    n = 1500
     est = _estimates("score", n, LAM, THETA, A, seed=1)
     assert abs(float(est.mean()) - float(torch.trace(A)) / 2) < 6 * float(est.std()) / math.sqrt(n)
 
