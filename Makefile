@@ -67,6 +67,13 @@ th-fig4.6: install ## TH Figure 4.6: LeNet without (e) and with (f) BN, after th
 th-fig2: install ## TH Figures 2.2-2.4 (NiN, batch 32) on PROBLEM=mnist|cifar10|cifar100: grid, then figures (GPU)
 	for p in $(or $(PROBLEM),mnist cifar10 cifar100); do PATH="$(abspath $(BIN)):$$PATH" bash scripts/th_deep.sh fig2 $$p $(ARGS); done
 
+gc-all: install ## GC Figures 4-7 (saddle, neural ODEs, deep MNIST MLP) at paper settings, then the report (GPU advised)
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/gc_all.sh $(ARGS)
+
+gc-saddle: install ## GC Figure 4 only (a plain loop on a CPU, seconds) -> outputs/reports/gc-saddle
+	$(TRAIN) experiment=gc/saddle_f4 paths.run_dir=outputs/gc/saddle_f4
+	$(REPORT) outputs/gc/saddle_f4 --out outputs/reports/gc-saddle
+
 bench: install ## Speed ratios side by side: ensemble vs one member; INNA / Step-Tuned SGD vs SGD; ResNet-20 epoch
 	$(BIN)/python scripts/bench_ensemble.py
 	$(BIN)/python scripts/bench_optim.py
@@ -76,4 +83,4 @@ clean-outputs: ## Delete outputs/ (all runs, sweeps and reports)
 	rm -rf outputs
 
 .PHONY: help install demo test test-all smoke lint ht-sine ht-classification th-toys th-grid th-fig4.4 th-fig4.5 \
-  th-fig4.6 th-fig2 bench clean-outputs
+  th-fig4.6 th-fig2 gc-all gc-saddle bench clean-outputs

@@ -130,6 +130,20 @@ def validate(cfg: DictConfig) -> None:
     _require(cfg, "method.schedule.value", lambda v: 0 <= v <= 1, "in [0, 1] (lambda)")
     _require(cfg, "method.form", lambda v: v in ("exact", "gaussian_filter"), "exact or gaussian_filter")
     _require(cfg, "method.filter_std", lambda v: v > 0, "> 0 (the Gaussian filter's xi)")
+    # GC (method=gaussian_continuation reads these through the method node)
+    _require(cfg, "continuation.lr", lambda v: v > 0, "> 0 (the continuation learning rate)")
+    _require(cfg, "continuation.beta", lambda v: v >= 0, ">= 0")
+    _require(cfg, "continuation.warmup_epochs", lambda v: _is_int(v) and v >= 0, "an integer >= 0")
+    _require(cfg, "continuation.samples", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
+    _require(cfg, "continuation.variance_cap", lambda v: v > 0, "> 0 (a multiple of lambda_0) or null")
+    _require(
+        cfg,
+        "continuation.schedule",
+        lambda v: v in ("learned", "constant", "geometric", "inverse_power"),
+        "learned, constant, geometric or inverse_power",
+    )
+    _require(cfg, "continuation.estimator", lambda v: v in ("pathwise", "score"), "pathwise or score")
+    _require(cfg, "continuation.regularization", lambda v: v in ("authors", "paper"), "authors or paper")
     gamma, k = OmegaConf.select(cfg, "homotopy.gamma"), OmegaConf.select(cfg, "homotopy.k")
     epochs = OmegaConf.select(cfg, "trainer.epochs")
     staircase = str(OmegaConf.select(cfg, "method.schedule._target_", default="")).endswith("Staircase")

@@ -23,14 +23,19 @@ from optrepro.checkpoints import LAST, LastCheckpoint, resumable_epoch
 from optrepro.config import ConfigError, apply_profile, config_dir, validate
 from optrepro.ensemble import build_members
 from optrepro.loggers import build_loggers, finish_loggers
-from optrepro.modules import AutoencodingModule, ClassificationModule, RegressionModule
+from optrepro.modules import AutoencodingModule, ClassificationModule, RegressionModule, TrajectoryModule
 from optrepro.progress import CompactProgress
 from optrepro.records import MemberLog, Timer, provenance, read_summary, write_summary
 from optrepro.utils import build, config_hash
 
 log = logging.getLogger("optrepro")
 
-MODULES = {"regression": RegressionModule, "classification": ClassificationModule, "autoencoding": AutoencodingModule}
+MODULES = {
+    "regression": RegressionModule,
+    "trajectory": TrajectoryModule,
+    "classification": ClassificationModule,
+    "autoencoding": AutoencodingModule,
+}
 #: modules that train one ordinary model per run (no vmapped ensemble); the model config states its input channels
 #: and classes, usually as ``${task.channels}`` and ``${task.num_classes}`` (keys of the image task configs)
 SINGLE_MODEL = ("classification", "autoencoding")

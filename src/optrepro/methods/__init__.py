@@ -9,11 +9,13 @@ from optrepro.methods.data_homotopy import (
     soft_cross_entropy,
     soft_labels,
 )
+from optrepro.methods.gaussian_continuation import GaussianContinuation
 from optrepro.methods.schedules import Constant, Staircase
 
 __all__ = [
     "Constant",
     "DataHomotopy",
+    "GaussianContinuation",
     "Method",
     "Plain",
     "Staircase",

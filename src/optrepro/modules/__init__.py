@@ -3,5 +3,6 @@
 from optrepro.modules.autoencoding import AutoencodingModule
 from optrepro.modules.classification import ClassificationModule
 from optrepro.modules.regression import RegressionModule
+from optrepro.modules.trajectory import TrajectoryModule
 
-__all__ = ["AutoencodingModule", "ClassificationModule", "RegressionModule"]
+__all__ = ["AutoencodingModule", "ClassificationModule", "RegressionModule", "TrajectoryModule"]

@@ -64,6 +64,12 @@ def write_report(paths: list[Path], out: Path) -> Path:
             lines += th.th_section(runs[th_runs & ~deep], out)
         if deep.any():
             lines += th_deep.th_deep_section(runs[deep], metrics, out)
+    if runs.experiment.fillna("").str.startswith("gc/").any():
+        from optrepro.report import gc
+
+        gc_runs = runs[runs.experiment.fillna("").str.startswith("gc/")]
+        gc_metrics = metrics[metrics.experiment.fillna("").str.startswith("gc/")] if len(metrics) else metrics
+        lines += gc.gc_section(gc_runs, gc_metrics, out)
     diverged = runs[runs.status != "completed"]
     if len(diverged):
         lines += ["## Runs that did not complete", "", ht.to_markdown(diverged[["run_dir", "status"]]), ""]

@@ -1,0 +1,93 @@
+"""Trajectory regression (GC Figures 6, 7): a neural ODE fitted by MSE over whole trajectories, with any method.
+
+One model per run (``ensemble.size`` must be 1: the adaptive solver takes its own steps per model, which a vmapped
+ensemble cannot share; sweep seeds instead). A step goes through the method hooks in the order of
+``optrepro.methods.base``: ``regression_batch``, ``objective``, backward, ``after_backward``. Per epoch, with the
+unperturbed model (``eval_model``): ``train/loss`` and ``test/loss`` (MSE over the whole train and test splits),
+``train/objective`` (the mean minibatch objective actually trained), the method's parameter and ``logged()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from optrepro.ensemble import Members
+from optrepro.methods import Method
+from optrepro.records import MemberLog
+
+
+class TrajectoryModule(L.LightningModule):
+    def __init__(
+        self,
+        members: Members,
+        method: Method,
+        optimizer: Callable,
+        lr_schedule: Callable[[int], float],
+        log: MemberLog | None = None,
+    ):
+        super().__init__()
+        if members.size != 1:
+            raise ValueError(f"trajectory tasks train one model per run: use ensemble.size=1, not {members.size}")
+        self.save_hyperparameters(ignore=["members", "method", "optimizer", "lr_schedule", "log"])
+        self.method = method
+        self.model = method.wrap_model(members.model)
+        self.make_optimizer, self.lr_schedule, self.log_members = optimizer, lr_schedule, log
+        self.lam = 0.0
+        self._sum, self._batches, self.diverged = 0.0, 0, False
+
+    def setup(self, stage: str) -> None:
+        self.method.setup(self.trainer.datamodule)
+
+    def configure_optimizers(self):
+        optimizer = self.make_optimizer(self.model.parameters())
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def on_train_epoch_start(self) -> None:
+        self.lam = self.method.parameter(self.current_epoch)
+        self._epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        self._sum, self._batches = torch.zeros((), device=self.device), 0
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        x, y = self.method.regression_batch(batch, self.lam)
+        loss = self.method.objective(self.model, x, y, nn.functional.mse_loss, self.lam)
+        self._sum = self._sum + loss.detach()
+        self._batches += 1
+        return loss
+
+    def on_after_backward(self) -> None:
+        self.method.after_backward(self.model)
+
+    @torch.no_grad()
+    def _mse(self, data) -> Tensor:
+        model = self.method.eval_model(self.model)
+        pred = model((data.mu.to(self.device), data.x0.to(self.device)))
+        return nn.functional.mse_loss(pred, data.traj.to(self.device))
+
+    def on_train_epoch_end(self) -> None:
+        dm = self.trainer.datamodule
+        metrics = {
+            "train/objective": self._sum / max(self._batches, 1),
+            "train/loss": self._mse(dm.train),
+            "test/loss": self._mse(dm.test),
+        }
+        values = {k: float(v) for k, v in metrics.items()}
+        row = {"epoch": self.current_epoch, "step": self.global_step, "grad_evals": self.global_step}
+        if self.method.parameter_name:
+            row[self.method.parameter_name] = self.lam
+        row["lr"] = self._epoch_lr
+        row.update(values)
+        row.update(self.method.logged())
+        finite = all(v == v and abs(v) != float("inf") for v in values.values())
+        if self.log_members is not None:
+            self.log_members.write(0, row)
+            if not finite:
+                self.log_members.mark_diverged(0, self.current_epoch)
+        if not finite:
+            self.trainer.should_stop = True
+            return
+        self.log_dict({k: v for k, v in row.items() if "/" in k}, on_epoch=True, on_step=False)
