@@ -60,6 +60,7 @@ def test_h_equals_eq3_by_hand():
         anchor1 += float(a[:half].pow(2).sum())
         anchor2 += float(b[half:].pow(2).sum())
         coupling += float((a - b).pow(2).sum())
+    f_theta, f_eta = f_theta.detach(), f_eta.detach()
     expected = float(f_theta) + big_l * anchor1 + float(f_eta) + big_l * anchor2 + coupling / big_l
     assert float(h) == pytest.approx(expected, rel=1e-6)
     assert coupling > 0
@@ -205,3 +206,55 @@ def test_method_config_builds_the_papers_schedule():
     assert [m.parameter(e) for e in (0, 4, 8, 12, 16, 20, 100)] == pytest.approx(
         [0.01, 0.009, 0.008, 0.007, 0.006, 0.005, 0.005]
     )
+
+
+def test_step_schedule_halves_every_30_epochs():
+    from optrepro.optim.schedules import Step
+
+    s = Step(total=620, step_size=30, gamma=0.5)
+    assert [s(t) for t in (0, 29, 30, 59, 60, 619)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.5**20]
+    assert s(-1) == 1.0
+
+
+STUBS = {  # what the contract says A's cifar10 task and B's vgg model configs hold, used only where they are missing
+    "task/cifar10.yaml": "_target_: optrepro.data.images.ImageDataModule\nname: cifar10\nmodule: classification\n"
+    "data: cifar10\nbatch_size: 128\naugment: true\n",
+    "model/vgg.yaml": "_target_: optrepro.models.vgg.VGG\ndepth: 11\nbatch_norm: true\nin_channels: 3\nnum_classes: 10\n",
+}
+
+
+def test_vgg_presets_compose_with_the_papers_settings(tmp_path, monkeypatch):
+    """Each VGG preset with method hta (or its own), plain and hta_authors: the paper's SGD settings and L path."""
+    import shutil
+
+    from optrepro.config import apply_profile, config_dir, validate
+
+    root = tmp_path / "configs"
+    shutil.copytree(config_dir(), root)
+    for rel, text in STUBS.items():
+        if not (root / rel).is_file():
+            (root / rel).write_text(text)
+    monkeypatch.setenv("OPTREPRO_CONFIG_DIR", str(root))
+    for preset, scope in (("hta/vgg_t2", "all"), ("hta/vgg_t3", "all"), ("hta/vgg_f3", "conv")):
+        for method_override in (None, "plain", "hta_authors"):
+            overrides = [f"experiment={preset}"] + ([f"method={method_override}"] if method_override else [])
+            cfg = compose(overrides)
+            validate(apply_profile(cfg))
+            assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.weight_decay) == (0.05, 0.9, 5e-4)
+            assert (cfg.schedule.step_size, cfg.schedule.gamma, cfg.trainer.epochs) == (30, 0.5, 620)
+            assert (cfg.task.batch_size, cfg.task.augment, cfg.model.batch_norm) == (128, True, True)
+            m = build(cfg.method, keep=("name",))
+            if method_override != "plain":
+                assert [m.parameter(e) for e in (0, 23, 24)] == pytest.approx([0.01, 0.005, 0.005])
+                assert m.scope == (scope if method_override is None else "classifier")
+
+
+@pytest.mark.parametrize(
+    "override", ["method.variant=theirs", "method.scope=heads", "method.schedule.stop=0", "schedule.step_size=0"]
+)
+def test_bad_values_fail_before_training(override):
+    from optrepro.config import ConfigError, validate
+
+    cfg = compose(["method=hta", "schedule=step", override])
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        validate(cfg)
