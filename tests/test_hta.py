@@ -219,7 +219,8 @@ def test_step_schedule_halves_every_30_epochs():
 STUBS = {  # what the contract says A's cifar10 task and B's vgg model configs hold, used only where they are missing
     "task/cifar10.yaml": "_target_: optrepro.data.images.ImageDataModule\nname: cifar10\nmodule: classification\n"
     "data: cifar10\nbatch_size: 128\naugment: true\n",
-    "model/vgg.yaml": "_target_: optrepro.models.vgg.VGG\ndepth: 11\nbatch_norm: true\nin_channels: 3\nnum_classes: 10\n",
+    "model/vgg.yaml": "_target_: optrepro.models.vgg.VGG\ndepth: 11\nbatch_norm: true\nin_channels: 3\n"
+    "num_classes: 10\n",
 }
 
 

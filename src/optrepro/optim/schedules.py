@@ -63,7 +63,7 @@ class Step:
     def __init__(self, total: int, step_size: int = 30, gamma: float = 0.5):
         if step_size < 1:
             raise ValueError(f"schedule.step_size={step_size} is not allowed: it must be an integer >= 1")
-        if not 0 < gamma:
+        if gamma <= 0:
             raise ValueError(f"schedule.gamma={gamma} is not allowed: it must be > 0")
         self.total, self.step_size, self.gamma = total, int(step_size), float(gamma)
 
