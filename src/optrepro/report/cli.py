@@ -44,6 +44,10 @@ def write_report(paths: list[Path], out: Path) -> Path:
         from optrepro.report import th
 
         lines += th.th_section(runs[runs.experiment.str.startswith("th/")], out)
+    if runs.experiment.fillna("").str.startswith("hta/").any():
+        from optrepro.report import hta
+
+        lines += hta.hta_section(runs[runs.experiment.fillna("").str.startswith("hta/")], out)
     diverged = runs[runs.status != "completed"]
     if len(diverged):
         lines += ["## Runs that did not complete", "", ht.to_markdown(diverged[["run_dir", "status"]]), ""]
