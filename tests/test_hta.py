@@ -225,7 +225,7 @@ STUBS = {  # what the contract says A's cifar10 task and B's vgg model configs h
 
 
 def test_vgg_presets_compose_with_the_papers_settings(tmp_path, monkeypatch):
-    """Each VGG preset with method hta (or its own), plain and hta_authors: the paper's SGD settings and L path."""
+    """Each VGG preset with its own method, plain and hta: the paper's SGD settings and L path."""
     import shutil
 
     from optrepro.config import apply_profile, config_dir, validate
@@ -236,8 +236,9 @@ def test_vgg_presets_compose_with_the_papers_settings(tmp_path, monkeypatch):
         if not (root / rel).is_file():
             (root / rel).write_text(text)
     monkeypatch.setenv("OPTREPRO_CONFIG_DIR", str(root))
-    for preset, scope in (("hta/vgg_t2", "all"), ("hta/vgg_t3", "all"), ("hta/vgg_f3", "conv")):
-        for method_override in (None, "plain", "hta_authors"):
+    presets = {"hta/vgg_t2": "classifier", "hta/vgg_t3": "classifier", "hta/vgg_f3": "conv"}
+    for preset, scope in presets.items():
+        for method_override in (None, "plain", "hta"):
             overrides = [f"experiment={preset}"] + ([f"method={method_override}"] if method_override else [])
             cfg = compose(overrides)
             validate(apply_profile(cfg))
@@ -245,9 +246,12 @@ def test_vgg_presets_compose_with_the_papers_settings(tmp_path, monkeypatch):
             assert (cfg.schedule.step_size, cfg.schedule.gamma, cfg.trainer.epochs) == (30, 0.5, 620)
             assert (cfg.task.batch_size, cfg.task.augment, cfg.model.batch_norm) == (128, True, True)
             m = build(cfg.method, keep=("name",))
+            if method_override is None:  # the authors' unsquared form (the paper's squared one diverges here)
+                assert (m.scope, m.squared) == (scope, False)
+            if method_override == "hta":
+                assert (m.scope, m.squared) == ("all", True)
             if method_override != "plain":
                 assert [m.parameter(e) for e in (0, 23, 24)] == pytest.approx([0.01, 0.005, 0.005])
-                assert m.scope == (scope if method_override is None else "classifier")
 
 
 @pytest.mark.parametrize(
@@ -259,3 +263,25 @@ def test_bad_values_fail_before_training(override):
     cfg = compose(["method=hta", "schedule=step", override])
     with pytest.raises(ConfigError, match=override.split("=")[0]):
         validate(cfg)
+
+
+def test_squared_coupling_is_stable_for_sgd_only_below_lr_3_8_over_4_over_l():
+    """With f = 0, theta - eta follows heavy-ball SGD on (1/L)||d||^2 per copy, curvature 4/L along d: momentum 0.9
+    is stable iff lr * 4/L < 2 (1 + 0.9) = 3.8. At L = 0.01 the limit is lr < 0.0095; the paper's lr 0.05 diverges."""
+
+    def grows(lr: float) -> bool:
+        m = method(anchor="zero")
+        copies = m.wrap_model(nn.Linear(3, 2))
+        perturb_eta(copies, scale=1e-3)
+        opt = torch.optim.SGD(copies.parameters(), lr=lr, momentum=0.9)
+        x, y = batch()
+        m.objective(copies, x.flatten(1)[:, :3], y, lambda out, t: 0.0 * out.sum(), 0.01)
+        start = float(m.logged()["homotopy/coupling"])
+        for _ in range(100):
+            opt.zero_grad()
+            m.objective(copies, x.flatten(1)[:, :3], y, lambda out, t: 0.0 * out.sum(), 0.01).backward()
+            opt.step()
+        return not float(m.logged()["homotopy/coupling"]) < start  # inf or nan: grown
+
+    assert grows(0.05) and grows(0.0100)
+    assert not grows(0.0090)
