@@ -46,6 +46,12 @@ ht-sine: install ## HT Figures 1, 2a, 2b, 5, 8 at paper scale (100 seeds per met
 th-toys: install ## TH Figures 2.1, 3.2, 4.2, 4.3 and Table 3.1 (plain loops on a CPU, about 3 minutes)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/th_toys.sh $(ARGS)
 
+hta-t1: install ## HTA Table 1: BFGS with and without the homotopy, n = 2, 4, 6 (CPU, about 10 minutes)
+	HTA_T1_ONLY=1 PATH="$(abspath $(BIN)):$$PATH" bash scripts/hta.sh $(ARGS)
+
+hta-all: install ## HTA Tables 1-3, Figures 2-3 (VGG on CIFAR-10, 22 runs of 620 epochs: GPUs) -> outputs/reports/hta
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/hta.sh $(ARGS)
+
 bench: install ## Speed ratios measured side by side: ensemble vs one member; INNA / Step-Tuned SGD vs SGD
 	$(BIN)/python scripts/bench_ensemble.py
 	$(BIN)/python scripts/bench_optim.py
@@ -53,4 +59,4 @@ bench: install ## Speed ratios measured side by side: ensemble vs one member; IN
 clean-outputs: ## Delete outputs/ (all runs, sweeps and reports)
 	rm -rf outputs
 
-.PHONY: help install demo test test-all smoke lint ht-sine th-toys bench clean-outputs
+.PHONY: help install demo test test-all smoke lint ht-sine th-toys hta-t1 hta-all bench clean-outputs

@@ -127,17 +127,21 @@ def _curves(vgg: pd.DataFrame, experiment: str, depth: int, column: str, out: Pa
 def hta_section(runs: pd.DataFrame, out: Path) -> list[str]:
     """The HTA part of report.md (tables as CSV beside it, figures as PNG and PDF)."""
     lines = ["## HTA: homotopy training algorithm", ""]
-    for run in runs[(runs.experiment == "hta/function_t1") & (runs.status == "completed")].itertuples():
+    t1_runs = runs[(runs.experiment == "hta/function_t1") & (runs.status == "completed")]
+    tables = []
+    for run in t1_runs.itertuples():
         table = pd.read_csv(Path(run.run_dir) / "table.csv")
-        table.to_csv(out / "hta_t1_function.csv", index=False)
+        tables.append(table.assign(run_dir=run.run_dir))
         lines += [
             "HTA Table 1: starts from which BFGS (scipy) reaches the global minimum of eq. 33-34, alone (`plain`) "
             "and along the homotopy of eq. 35 (each setting a row), beside the paper's counts (`paper` of "
-            f"`paper_starts`; ours of `starts`). Run: `{run.run_dir}`.",
+            f"`paper_starts`; ours of `starts`, drawn from the grid when fewer). Run: `{run.run_dir}`.",
             "",
             _markdown(table),
             "",
         ]
+    if tables:
+        pd.concat(tables, ignore_index=True).to_csv(out / "hta_t1_function.csv", index=False)
     vgg = vgg_runs(runs)
     if vgg.empty:
         return lines
