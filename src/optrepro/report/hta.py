@@ -131,6 +131,7 @@ def hta_section(runs: pd.DataFrame, out: Path) -> list[str]:
     tables = []
     for run in t1_runs.itertuples():
         table = pd.read_csv(Path(run.run_dir) / "table.csv")
+        table["paper_share"] = table.paper / table.paper_starts  # comparable with ours on a subsample
         tables.append(table.assign(run_dir=run.run_dir))
         lines += [
             "HTA Table 1: starts from which BFGS (scipy) reaches the global minimum of eq. 33-34, alone (`plain`) "
