@@ -90,7 +90,7 @@ def test_coupling_vanishes_when_theta_equals_eta():
     f = nn.functional.cross_entropy(copies.theta(x), y)
     assert float(m.logged()["homotopy/coupling"]) == 0.0
     anchors = sum(
-        float(torch.where(mask, th, 0.0).pow(2).sum() + torch.where(mask, 0.0, et).pow(2).sum())
+        float((torch.where(mask, th, 0.0).pow(2).sum() + torch.where(mask, 0.0, et).pow(2).sum()).detach())
         for _, th, et, mask, _ in copies.pairs()
     )
     assert float(h.detach()) == pytest.approx(2 * float(f.detach()) + big_l * anchors, rel=1e-6)
