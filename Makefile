@@ -74,6 +74,12 @@ gc-saddle: install ## GC Figure 4 only (a plain loop on a CPU, seconds) -> outpu
 	$(TRAIN) experiment=gc/saddle_f4 paths.run_dir=outputs/gc/saddle_f4
 	$(REPORT) outputs/gc/saddle_f4 --out outputs/reports/gc-saddle
 
+hta-t1: install ## HTA Table 1: BFGS with and without the homotopy, n = 2, 4, 6 (CPU, about 10 minutes)
+	HTA_T1_ONLY=1 PATH="$(abspath $(BIN)):$$PATH" bash scripts/hta.sh $(ARGS)
+
+hta-all: install ## HTA Tables 1-3, Figures 2-3 (VGG on CIFAR-10, 22 runs of 620 epochs: GPUs) -> outputs/reports/hta
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/hta.sh $(ARGS)
+
 bench: install ## Speed ratios side by side: ensemble vs one member; INNA / Step-Tuned SGD vs SGD; ResNet-20 epoch
 	$(BIN)/python scripts/bench_ensemble.py
 	$(BIN)/python scripts/bench_optim.py
@@ -83,4 +89,4 @@ clean-outputs: ## Delete outputs/ (all runs, sweeps and reports)
 	rm -rf outputs
 
 .PHONY: help install demo test test-all smoke lint ht-sine ht-classification th-toys th-grid th-fig4.4 th-fig4.5 \
-  th-fig4.6 th-fig2 gc-all gc-saddle bench clean-outputs
+  th-fig4.6 th-fig2 gc-all gc-saddle hta-t1 hta-all bench clean-outputs

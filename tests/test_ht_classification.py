@@ -329,7 +329,6 @@ def test_shrunk_presets_keep_every_lambda_step(name, profile):
 def _classification_ready() -> bool:
     try:
         import optrepro.data.images  # noqa: F401
-
         from optrepro.train import MODULES
     except ImportError:
         return False

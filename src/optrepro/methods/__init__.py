@@ -10,12 +10,16 @@ from optrepro.methods.data_homotopy import (
     soft_labels,
 )
 from optrepro.methods.gaussian_continuation import GaussianContinuation
+from optrepro.methods.hta import HTA, CoupledCopies, LSchedule
 from optrepro.methods.schedules import Constant, Staircase
 
 __all__ = [
+    "HTA",
     "Constant",
+    "CoupledCopies",
     "DataHomotopy",
     "GaussianContinuation",
+    "LSchedule",
     "Method",
     "Plain",
     "Staircase",

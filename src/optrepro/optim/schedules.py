@@ -52,3 +52,20 @@ class Power:
 
     def __call__(self, t: int) -> float:
         return 1.0 if t < 0 else (t + 1) ** -self.exponent
+
+
+class Step:
+    """gamma^(floor(t / step_size)) per epoch: the base rate multiplied by ``gamma`` every ``step_size`` epochs (the
+    HTA authors' code: lr 0.05 halved every 30 epochs)."""
+
+    interval = "epoch"
+
+    def __init__(self, total: int, step_size: int = 30, gamma: float = 0.5):
+        if step_size < 1:
+            raise ValueError(f"schedule.step_size={step_size} is not allowed: it must be an integer >= 1")
+        if gamma <= 0:
+            raise ValueError(f"schedule.gamma={gamma} is not allowed: it must be > 0")
+        self.total, self.step_size, self.gamma = total, int(step_size), float(gamma)
+
+    def __call__(self, t: int) -> float:
+        return 1.0 if t < 0 else self.gamma ** (t // self.step_size)

@@ -70,6 +70,10 @@ def write_report(paths: list[Path], out: Path) -> Path:
         gc_runs = runs[runs.experiment.fillna("").str.startswith("gc/")]
         gc_metrics = metrics[metrics.experiment.fillna("").str.startswith("gc/")] if len(metrics) else metrics
         lines += gc.gc_section(gc_runs, gc_metrics, out)
+    if runs.experiment.fillna("").str.startswith("hta/").any():
+        from optrepro.report import hta
+
+        lines += hta.hta_section(runs[runs.experiment.fillna("").str.startswith("hta/")], out)
     diverged = runs[runs.status != "completed"]
     if len(diverged):
         lines += ["## Runs that did not complete", "", ht.to_markdown(diverged[["run_dir", "status"]]), ""]
