@@ -275,6 +275,11 @@ class PairedImageDataModule(L.LightningDataModule):
         epoch = lambda: self.trainer.current_epoch if self.trainer is not None else 0  # noqa: E731
         return PairedBatches(self.source, self.target, self.seed, epoch, self.batch_size, self.limit_batches)
 
-    def val_dataloader(self) -> PlainBatches:
+    def eval_batches(self, split: str = "test") -> PlainBatches:
+        """The target task's whole ``split`` ("train" or "test") as ``(x, y)``, in order (as ``ImageDataModule``)."""
         self.setup()
-        return PlainBatches(self.test.to(self._device()), self.eval_batch_size)
+        data = self.test if split == "test" else self.target
+        return PlainBatches(data.to(self._device()), self.eval_batch_size)
+
+    def val_dataloader(self) -> PlainBatches:
+        return self.eval_batches("test")
