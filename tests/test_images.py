@@ -263,3 +263,23 @@ def test_task_values_are_checked_against_the_dataset():
         ImageDataModule("mnist", seeds=[0], synthetic=True, channels=2)
     with pytest.raises(ConfigError, match="one model per run"):
         ImageDataModule("mnist", seeds=[0, 1], synthetic=True)
+
+
+def test_holdout_split_partitions_the_train_split_by_seed():
+    """GC F5 (the authors): a random 10% of the train split is the test set; together they are the train split."""
+    data = images.synthetic_images("mnist", 200, seed=3)
+    data = images.ImageArrays(data.x, torch.arange(200), data.name)  # labels name the images
+    train, test = images.holdout_split(data, 0.1, seed=0)
+    assert (len(train.y), len(test.y)) == (180, 20)
+    assert sorted(torch.cat([train.y, test.y]).tolist()) == list(range(200))  # disjoint and complete
+    assert torch.equal(train.x, data.x[train.y]) and torch.equal(test.x, data.x[test.y])  # images keep their labels
+    assert torch.equal(images.holdout_split(data, 0.1, seed=0)[1].y, test.y)  # drawn from the seed
+    assert not torch.equal(images.holdout_split(data, 0.1, seed=1)[1].y, test.y)
+
+
+def test_holdout_fraction_replaces_the_official_test_split():
+    dm = ImageDataModule("mnist", seeds=[0], synthetic=True, synthetic_size=100, holdout_fraction=0.2)
+    dm.setup()
+    assert (len(dm.train.y), len(dm.test.y)) == (80, 20)
+    with pytest.raises(ConfigError, match="holdout_fraction"):
+        ImageDataModule("mnist", seeds=[0], synthetic=True, holdout_fraction=1.5)

