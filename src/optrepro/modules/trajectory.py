@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from optrepro.ensemble import Members
 from optrepro.methods import Method
+from optrepro.modules.common import schedule_config, step_columns
 from optrepro.records import MemberLog
 
 
@@ -44,8 +45,8 @@ class TrajectoryModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self.model.parameters())
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        # epochs count from 0 here: no method that serves trajectory batches pre-trains on a source task
+        return schedule_config(optimizer, self.lr_schedule, 0)
 
     def on_train_epoch_start(self) -> None:
         self.lam = self.method.parameter(self.current_epoch)
@@ -76,10 +77,14 @@ class TrajectoryModule(L.LightningModule):
             "test/loss": self._mse(dm.test),
         }
         values = {k: float(v) for k, v in metrics.items()}
-        row = {"epoch": self.current_epoch, "step": self.global_step, "grad_evals": self.global_step}
-        if self.method.parameter_name:
-            row[self.method.parameter_name] = self.lam
-        row["lr"] = self._epoch_lr
+        row = step_columns(
+            self.trainer.optimizers[0],
+            self.current_epoch,
+            self.global_step,
+            self._epoch_lr,
+            self.method.parameter_name,
+            self.lam,
+        )
         row.update(values)
         row.update(self.method.logged())
         finite = all(v == v and abs(v) != float("inf") for v in values.values())
