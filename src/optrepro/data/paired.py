@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from optrepro.config import ConfigError
+from optrepro.data.image_batches import to_float
 from optrepro.utils import member_seed
 
 # Stream ids for member_seed: target order, source order, synthetic data.
@@ -138,8 +139,8 @@ class Normalized:
         return self
 
     def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.x[idx].float().div_(255.0)
-        return (x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1), self.y[idx]
+        # the images are already in the common shape (``convert``): scale and normalize only, as ImageDataModule does
+        return to_float(self.x[idx], self.mean, self.std, None, self.x.shape[1]), self.y[idx]
 
 
 class PairedBatches:
