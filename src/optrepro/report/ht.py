@@ -35,6 +35,19 @@ def _settings(runs: pd.DataFrame) -> str:
     )
 
 
+def _method_curves(group: pd.DataFrame, metrics: pd.DataFrame) -> tuple[list[tuple[str, pd.DataFrame]], list[str]]:
+    """Per method of ``group`` (``METHODS`` first, others after, sorted): its completed runs' metric rows over the
+    target budget (epoch >= 0), and the caption's count of runs (and diverged ones) per method."""
+    per_method, counts = [], []
+    for method in [m for m in METHODS if m in set(group.method)] + sorted(set(group.method) - set(METHODS)):
+        done = group[(group.method == method) & (group.status == "completed")]
+        diverged = int(((group.method == method) & (group.status == "diverged")).sum())
+        curves = metrics[metrics.run_dir.isin(done.run_dir) & (metrics.epoch >= 0)]
+        counts.append(f"{method_label(method)}: {len(done)} runs" + (f", {diverged} diverged" if diverged else ""))
+        per_method.append((method, curves))
+    return per_method, counts
+
+
 def sine_curves(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path) -> list[dict]:
     """One figure per (experiment, omega): median train loss across runs against epochs, per method."""
     items = []
@@ -42,12 +55,8 @@ def sine_curves(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path) -> list[di
     for (experiment, omega), group in sine.groupby(["experiment", "omega"]):
         fid = figure_id(experiment, omega)
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        counts = []
-        for method in [m for m in METHODS if m in set(group.method)] + sorted(set(group.method) - set(METHODS)):
-            done = group[(group.method == method) & (group.status == "completed")]
-            diverged = int(((group.method == method) & (group.status == "diverged")).sum())
-            curves = metrics[metrics.run_dir.isin(done.run_dir) & (metrics.epoch >= 0)]
-            counts.append(f"{method_label(method)}: {len(done)} runs" + (f", {diverged} diverged" if diverged else ""))
+        per_method, counts = _method_curves(group, metrics)
+        for method, curves in per_method:
             if len(curves):
                 median_band(ax, curves, "epoch", "train/loss", method_label(method), method_color(method))
         ax.set_yscale("log")
@@ -196,12 +205,8 @@ def classification_curves(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path) 
     for experiment, group in _classification_runs(runs).groupby("experiment"):
         fid = CLASSIFICATION_FIGURE.get(group.target.iloc[0], "3")
         fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
-        counts = []
-        for method in [m for m in METHODS if m in set(group.method)] + sorted(set(group.method) - set(METHODS)):
-            done = group[(group.method == method) & (group.status == "completed")]
-            diverged = int(((group.method == method) & (group.status == "diverged")).sum())
-            curves = metrics[metrics.run_dir.isin(done.run_dir) & (metrics.epoch >= 0)]
-            counts.append(f"{method_label(method)}: {len(done)} runs" + (f", {diverged} diverged" if diverged else ""))
+        per_method, counts = _method_curves(group, metrics)
+        for method, curves in per_method:
             if len(curves):
                 median_band(ax_loss, curves, "epoch", "train/loss", method_label(method), method_color(method))
                 if "test/acc" in curves:
