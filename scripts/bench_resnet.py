@@ -11,7 +11,8 @@ term) on random CIFAR-shaped data, four ways side by side in one run:
 On a GPU every way runs full epochs (50,000 images, 391 steps); on a CPU a reduced number of batches (``--batches``,
 default 20) and the seconds per epoch are extrapolated to 391 steps. The Lightning ways are timed as the difference
 between a run of three epochs and a run of one, halved, so start-up, data building and compilation are left out;
-their epochs include the test-split evaluation, the plain loop's do not. Prints seconds per epoch and the ratios to the plain loop.
+their epochs include the test-split evaluation, the plain loop's do not. Prints seconds per epoch and the ratios to
+the plain loop.
 """
 
 from __future__ import annotations

@@ -81,6 +81,9 @@ def curves_figure(metrics: pd.DataFrame, experiment: str, out: Path) -> dict:
         if "loss" in column:
             ax.set_yscale("log")
         ax.legend(fontsize=7)
+    if "data" in metrics and (metrics["data"] == "mnist5k").any():  # offline runs: say it wherever the numbers go
+        title = f"{title} (SUBSET RUN: the 5000-image MNIST subset, task=mnist5k)"
+        fig.suptitle("subset run: mnist5k", fontsize=9)
     stem = experiment.replace("/", "_")
     files = save(fig, out, stem)
     runs = ", ".join(f"{n} {STYLE.get(m, (m,))[0]}" for m, n in counts.items())
@@ -95,6 +98,9 @@ def final_table(metrics: pd.DataFrame) -> pd.DataFrame:
     table.columns = [f"{a} {b}" for a, b in table.columns]
     table["runs"] = last.groupby(["experiment", "method"]).size()
     table["last epoch"] = last.groupby(["experiment", "method"]).epoch.max()
+    if "data" in last:
+        subset = last.groupby(["experiment", "method"])["data"].agg(lambda d: (d == "mnist5k").any())
+        table["subset run"] = subset.map({True: "yes (mnist5k)", False: ""})
     return table.reset_index()
 
 

@@ -37,6 +37,7 @@ def _run_row(run_dir: Path, summary: dict) -> dict:
         "seed": summary.get("seed"),
         "status": summary.get("status"),
         "task": task.get("name"),
+        "data": task.get("data"),  # image tasks: the dataset (mnist5k is a subset)
         "omega": task.get("omega"),
         "noise_std": task.get("noise_std"),
         "n_samples": task.get("n_samples"),
@@ -66,7 +67,7 @@ def load(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
         rows.append(row)
         if (run_dir / METRICS).is_file() and (run_dir / METRICS).stat().st_size > 0:
             m = pd.read_csv(run_dir / METRICS)
-            for key in ("run_dir", "experiment", "method", "seed", "status", "omega"):
+            for key in ("run_dir", "experiment", "method", "seed", "status", "omega", "data"):
                 m[key] = row[key]
             curves.append(m)
     if not rows:
