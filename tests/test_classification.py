@@ -224,3 +224,24 @@ def test_ddp_on_two_cpu_processes_finishes_and_writes_its_summary(tmp_path):
     assert summary["status"] == "completed"
     rows = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert rows["step"].tolist() == [4, 8]  # 256 samples, two ranks of 128, batches of 32
+
+
+@pytest.mark.slow
+def test_a_th_preset_runs_with_ddp_on_two_cpu_processes(tmp_path):
+    """Issue 4: a benchmark preset (TH Figure 4.6 (e), LeNet on CIFAR-10, generated data) under DDP with gloo."""
+    command = [
+        sys.executable,
+        "-m",
+        "optrepro.train",
+        "experiment=th/f4_6e",
+        "profile=smoke",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        f"paths.run_dir={tmp_path / 'run'}",
+    ]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
+    rows = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert rows["step"].tolist() == [2]  # one epoch (smoke), limit_batches=2 on each rank
