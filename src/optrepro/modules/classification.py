@@ -12,13 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from optrepro.methods import Method
-from optrepro.modules.common import schedule_config, step_columns
+from optrepro.modules.common import MethodModule, step_columns
 from optrepro.records import MemberLog
 
 TRAIN_METRICS = ("minibatch", "full")
@@ -44,7 +43,7 @@ def weight_decay_term(parameters, weight_decay: float) -> Tensor | float:
     return weight_decay / 2 * flat.pow(2).sum()
 
 
-class ClassificationModule(L.LightningModule):
+class ClassificationModule(MethodModule):
     """Trains ``model`` (through ``method.wrap_model``) with ``optimizer`` and ``lr_schedule``; evaluates at each
     epoch end.
 
@@ -92,17 +91,6 @@ class ClassificationModule(L.LightningModule):
         return cross_entropy(out, target, reduction)
 
     # -- training ------------------------------------------------------------------------------------------------
-    @property
-    def budget_epoch(self) -> int:
-        return self.current_epoch - self.method.source_epochs
-
-    def setup(self, stage: str) -> None:
-        self.method.setup(self.trainer.datamodule)
-
-    def configure_optimizers(self):
-        optimizer = self.make_optimizer(self.model.parameters())
-        return schedule_config(optimizer, self.lr_schedule, self.method.source_epochs)
-
     def on_train_epoch_start(self) -> None:
         self.lam = self.method.parameter(self.budget_epoch)
         self._epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import lightning as L
 import torch
 
 
@@ -34,3 +35,22 @@ def step_columns(
     if hasattr(optimizer, "last_step_size"):
         row["optim/step_size"] = optimizer.last_step_size
     return row
+
+
+class MethodModule(L.LightningModule):
+    """The part every LightningModule here shares: the method's clock and setup, and the optimizer with its lr
+    schedule over the module's parameters (the model, the method's wrapped copies, or the stacked members of an
+    ensemble: a module holds nothing else trainable). Subclasses set ``method``, ``make_optimizer`` and
+    ``lr_schedule``."""
+
+    @property
+    def budget_epoch(self) -> int:
+        """The epoch on the shared target budget: negative during a method's own source pre-training."""
+        return self.current_epoch - self.method.source_epochs
+
+    def setup(self, stage: str) -> None:
+        self.method.setup(self.trainer.datamodule)
+
+    def configure_optimizers(self):
+        optimizer = self.make_optimizer(self.parameters())
+        return schedule_config(optimizer, self.lr_schedule, self.method.source_epochs)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import lightning as L
 import torch
 from torch import Tensor
 
 from optrepro.ensemble import Members
 from optrepro.methods import Method
-from optrepro.modules.common import schedule_config, step_columns
+from optrepro.modules.common import MethodModule, step_columns
 from optrepro.records import MemberLog
 
 
@@ -19,7 +18,7 @@ def mse_per_member(pred: Tensor, target: Tensor) -> Tensor:
     return (pred - target).pow(2).flatten(1).mean(1)
 
 
-class RegressionModule(L.LightningModule):
+class RegressionModule(MethodModule):
     """Trains ``members`` on the targets the ``method`` makes from each batch; evaluates once per epoch.
 
     The loss is the sum of the members' own losses, so each member gets its own gradient. A member whose loss
@@ -49,17 +48,6 @@ class RegressionModule(L.LightningModule):
         self.register_buffer("_objective_sum", torch.zeros(members.size))
         self._batches = 0
         self.lam = 0.0
-
-    @property
-    def budget_epoch(self) -> int:
-        return self.current_epoch - self.method.source_epochs
-
-    def setup(self, stage: str) -> None:
-        self.method.setup(self.trainer.datamodule)
-
-    def configure_optimizers(self):
-        optimizer = self.make_optimizer(self.members.parameters())
-        return schedule_config(optimizer, self.lr_schedule, self.method.source_epochs)
 
     def on_train_start(self) -> None:
         # after a resume, members that had diverged before the checkpoint stay diverged

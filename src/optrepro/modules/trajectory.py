@@ -11,17 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import lightning as L
 import torch
 from torch import Tensor, nn
 
 from optrepro.ensemble import Members
 from optrepro.methods import Method
-from optrepro.modules.common import schedule_config, step_columns
+from optrepro.modules.common import MethodModule, step_columns
 from optrepro.records import MemberLog
 
 
-class TrajectoryModule(L.LightningModule):
+class TrajectoryModule(MethodModule):
     def __init__(
         self,
         members: Members,
@@ -39,14 +38,6 @@ class TrajectoryModule(L.LightningModule):
         self.make_optimizer, self.lr_schedule, self.log_members = optimizer, lr_schedule, log
         self.lam = 0.0
         self._sum, self._batches, self.diverged = 0.0, 0, False
-
-    def setup(self, stage: str) -> None:
-        self.method.setup(self.trainer.datamodule)
-
-    def configure_optimizers(self):
-        optimizer = self.make_optimizer(self.model.parameters())
-        # epochs count from 0 here: no method that serves trajectory batches pre-trains on a source task
-        return schedule_config(optimizer, self.lr_schedule, 0)
 
     def on_train_epoch_start(self) -> None:
         self.lam = self.method.parameter(self.current_epoch)
