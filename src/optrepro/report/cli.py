@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from optrepro.report import ht
+from optrepro.report.figures import figure_lines, to_markdown
 from optrepro.report.load import load
 
 FIGURES = {"ht-f5": ht.homotopy_pictures, "ht-f6": ht.mixture_picture}
@@ -35,12 +36,12 @@ def write_report(paths: list[Path], out: Path) -> Path:
             "Median train loss at the end of the target budget (completed runs), and the homotopy's ratio to "
             f"each baseline (below 1: the homotopy is lower). The paper: {ht.PAPER_CLAIM} (ratio down to 0.01).",
             "",
-            ht.to_markdown(table),
+            to_markdown(table),
             "",
         ]
         for item in ht.sine_curves(runs, metrics, out) + ht.final_vs_omega(table, out):
-            lines += [f"![{item['caption']}]({item['files'][0]})", "", f"*{item['caption']}*", ""]
-    if (runs.module == "classification").any() and "source" in runs:
+            lines += figure_lines(item["caption"], item["files"])
+    if (runs.module == "classification").any():
         table = ht.classification_table(runs, metrics)
         if len(table):
             table.to_csv(out / "ht_classification_final.csv", index=False)
@@ -50,11 +51,11 @@ def write_report(paths: list[Path], out: Path) -> Path:
                 "Median train loss and target test accuracy at the end of the target budget (completed runs); "
                 "`ht_classification_final.csv`. A subset run says so.",
                 "",
-                ht.to_markdown(table),
+                to_markdown(table),
                 "",
             ]
             for item in ht.classification_curves(runs, metrics, out):
-                lines += [f"![{item['caption']}]({item['files'][0]})", "", f"*{item['caption']}*", ""]
+                lines += figure_lines(item["caption"], item["files"])
     th_runs = runs.experiment.fillna("").str.startswith("th/")
     if th_runs.any():
         from optrepro.report import th, th_deep
@@ -76,7 +77,7 @@ def write_report(paths: list[Path], out: Path) -> Path:
         lines += hta.hta_section(runs[runs.experiment.fillna("").str.startswith("hta/")], out)
     diverged = runs[runs.status != "completed"]
     if len(diverged):
-        lines += ["## Runs that did not complete", "", ht.to_markdown(diverged[["run_dir", "status"]]), ""]
+        lines += ["## Runs that did not complete", "", to_markdown(diverged[["run_dir", "status"]]), ""]
     report = out / "report.md"
     report.write_text("\n".join(lines))
     return report

@@ -1,4 +1,4 @@
-"""Matplotlib helpers shared by all papers' figures: saving as PNG and PDF, median curves with bands."""
+"""Helpers shared by all papers' reports: saving figures as PNG and PDF, median curves with bands, markdown."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 METHOD_STYLE = {
@@ -42,3 +43,21 @@ def median_band(ax, curves: pd.DataFrame, x: str, y: str, label: str, color: str
     med, q1, q3 = g.median(), g.quantile(0.25), g.quantile(0.75)
     ax.plot(med.index, med.values, label=label, color=color, lw=1.5)
     ax.fill_between(med.index, q1.values, q3.values, color=color, alpha=0.2, lw=0)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A pipe table without the optional ``tabulate`` dependency; floats in 3 significant digits."""
+
+    def cell(v):
+        if isinstance(v, float | np.floating):
+            return "" if np.isnan(v) else f"{v:.3g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def figure_lines(caption: str, files: list[str]) -> list[str]:
+    """A report's markdown for one figure: the image (its first file) and the caption under it."""
+    return [f"![{caption}]({files[0]})", "", f"*{caption}*", ""]

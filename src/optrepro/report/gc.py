@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from optrepro.report.figures import save
-from optrepro.report.ht import to_markdown
+from optrepro.report.figures import figure_lines, save, to_markdown
 from optrepro.toys.gc_saddle import saddle
 
 STYLE = {"gaussian_continuation": ("with continuation", "tab:red"), "plain": ("without continuation", "tab:blue")}
@@ -126,5 +125,5 @@ def gc_section(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path) -> list[str
             for experiment in sorted(set(gc.experiment)):
                 lines += [f"The paper ({CURVES[experiment][0].split(':')[0]}): {PAPER[experiment]}.", ""]
     for item in items:
-        lines += [f"![{item['caption']}]({item['files'][0]})", "", f"*{item['caption']}*", ""]
+        lines += figure_lines(item["caption"], item["files"])
     return lines

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 
@@ -148,19 +147,6 @@ def homotopy_pictures(out: Path, omega: float = 137.0, xi: float = 0.01, samples
     return [{"files": files, "caption": caption}]
 
 
-def to_markdown(df: pd.DataFrame) -> str:
-    """A pipe table without the optional ``tabulate`` dependency; floats in 3 significant digits."""
-
-    def cell(v):
-        if isinstance(v, float | np.floating):
-            return "" if np.isnan(v) else f"{v:.3g}"
-        return str(v)
-
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 # -- classification: Figures 3a, 3b and 6 ---------------------------------------------------------------------------
 CLASSIFICATION_FIGURE = {"fashion_mnist": "3a", "cifar10": "3b"}
 CLASSIFICATION_CLAIM = {
@@ -241,7 +227,7 @@ def classification_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFr
     table = last.groupby(["experiment", "method"])[cols].median()
     table["runs"] = last.groupby(["experiment", "method"]).size()
     table = table.reset_index()
-    subset = done.groupby("experiment").apply(lambda g: _is_subset(g.iloc[0]), include_groups=False)
+    subset = {e: _is_subset(g.iloc[0]) for e, g in done.groupby("experiment")}
     table.insert(1, "subset run", table.experiment.map(subset).map({True: "yes", False: "no"}))
     order = {m: i for i, m in enumerate(METHODS)}
     return table.sort_values(["experiment", "method"], key=lambda s: s.map(order) if s.name == "method" else s)

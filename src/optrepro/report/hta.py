@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from optrepro.records import METRICS, SUMMARY
-from optrepro.report.figures import save
+from optrepro.report.figures import figure_lines, save, to_markdown
 
 #: HTA Table 2: final-epoch test error (%) of plain SGD and of HTA per VGG depth.
 PAPER_T2 = {11: (7.83, 7.02), 13: (5.82, 5.14), 16: (6.14, 5.71), 19: (6.35, 5.88)}
@@ -20,12 +20,6 @@ PAPER_T3 = {11: (91.53, 0.09, 91.66), 13: (92.76, 0.22, 93.09)}
 #: HTA Figure 3: final test accuracy (%) with the homotopy on the conv part only, and of plain SGD.
 PAPER_F3 = {11: (91.61, 91.01), 13: (93.09, 92.29)}
 BASELINE = "plain"
-
-
-def _markdown(table: pd.DataFrame) -> str:
-    from optrepro.report.ht import to_markdown
-
-    return to_markdown(table)
 
 
 def vgg_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -138,7 +132,7 @@ def hta_section(runs: pd.DataFrame, out: Path) -> list[str]:
             "and along the homotopy of eq. 35 (each setting a row), beside the paper's counts (`paper` of "
             f"`paper_starts`; ours of `starts`, drawn from the grid when fewer). Run: `{run.run_dir}`.",
             "",
-            _markdown(table),
+            to_markdown(table),
             "",
         ]
     if tables:
@@ -154,12 +148,16 @@ def hta_section(runs: pd.DataFrame, out: Path) -> list[str]:
             "HTA Table 2: final-epoch test error on CIFAR-10 (mean over runs), HTA against plain SGD, beside the "
             "paper's. Improvement = (plain - HTA) / plain.",
             "",
-            _markdown(t2),
+            to_markdown(t2),
             "",
         ]
     if len(t3):
         t3.to_csv(out / "hta_t3_vgg_repeats.csv", index=False)
-        lines += ["HTA Table 3: final-epoch test accuracy of HTA over repeats, beside the paper's.", "", _markdown(t3)]
+        lines += [
+            "HTA Table 3: final-epoch test accuracy of HTA over repeats, beside the paper's.",
+            "",
+            to_markdown(t3),
+        ]
         lines += [""]
     figures = [
         ("hta/vgg_t2", 13, "error", "hta_f2_vgg13", "HTA Figure 2: VGG13, test error"),
@@ -175,5 +173,5 @@ def hta_section(runs: pd.DataFrame, out: Path) -> list[str]:
             elif depth in PAPER_T2:
                 paper = f" Paper: {PAPER_T2[depth][1]}% error with HTA vs {PAPER_T2[depth][0]}% without."
             caption = f"{title} against epochs (mean over runs), CIFAR-10.{paper}"
-            lines += [f"![{caption}]({files[0]})", "", f"*{caption}*", ""]
+            lines += figure_lines(caption, files)
     return lines

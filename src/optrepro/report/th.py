@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from optrepro.report.figures import save
+from optrepro.report.figures import figure_lines, save, to_markdown
 from optrepro.toys.inna_toys import quadratic, rosenbrock_ns
 
 THESIS_T3_1 = pd.DataFrame(
@@ -138,7 +138,6 @@ def regression_figure(run_dir: Path, out: Path, deterministic: bool) -> dict:
 
 
 def th_section(runs: pd.DataFrame, out: Path) -> list[str]:
-    from optrepro.report.ht import to_markdown
 
     lines = ["## TH: low-dimensional experiments", ""]
     for run in runs[runs.status == "completed"].itertuples():
@@ -163,5 +162,5 @@ def th_section(runs: pd.DataFrame, out: Path) -> list[str]:
         }.get(run.experiment)
         if draw is not None:
             item = draw(run_dir, out)
-            lines += [f"![{item['caption']}]({item['files'][0]})", "", f"*{item['caption']}*", ""]
+            lines += figure_lines(item["caption"], item["files"])
     return lines

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from optrepro.records import SUMMARY
-from optrepro.report.figures import save
+from optrepro.report.figures import figure_lines, save, to_markdown
 
 OPTIMIZERS = {
     "SGD": ("SGD", "tab:blue"),
@@ -194,7 +194,6 @@ def accuracy_table(table: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 
 def th_deep_section(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path) -> list[str]:
     """The report.md section for TH deep-learning runs, with ``th_deep_accuracy.csv`` and one figure per problem."""
-    from optrepro.report.ht import to_markdown
 
     table = run_table(runs)
     acc = accuracy_table(table, metrics)
@@ -216,5 +215,5 @@ def th_deep_section(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path) -> lis
     ]
     for experiment in sorted(set(table.experiment)):
         item = problem_figure(experiment, table, metrics, out)
-        lines += [f"![{item['caption']}]({item['files'][0]})", "", f"*{item['caption']}*", ""]
+        lines += figure_lines(item["caption"], item["files"])
     return lines
