@@ -53,6 +53,8 @@ def test_stage_two_reads_stage_one(tmp_path):
     assert "optimizer=inna optimizer.lr=0.01 task.reuse_batch=2" in train[2]
     assert "optimizer=rmsprop schedule=constant optimizer.lr=0.001 task.reuse_batch=2" in train[3]
     assert "optimizer=adam schedule=constant optimizer.betas=[0.99,0.999] optimizer.lr=0.0001" in train[4]
+    # Figure 4.5: everyone but Step-Tuned SGD (which already uses each minibatch twice) reuses its minibatches
+    assert all("task.reuse_batch=2" in train[i] for i in (0, 2, 3, 4)) and "reuse_batch" not in train[1]
     assert calls[-1].startswith("optrepro-report") and "fig4.5/f4_4a" in calls[-1]
     assert (grid / "choice_adam.csv").is_file()
 
