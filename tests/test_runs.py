@@ -131,3 +131,21 @@ def test_step_tuned_sgd_refuses_to_mix_ensemble_members(make_cfg):
 
     with pytest.raises(ConfigError, match="mix the members"):
         run(make_cfg("optimizer=step_tuned_sgd", "ensemble.size=2"))
+
+
+def test_a_failed_run_in_a_sweep_is_logged_and_the_sweep_goes_on(make_cfg, tmp_path, monkeypatch, caplog):
+    """In a multirun, an exception during training marks the run failed and returns; it does not stop the sweep."""
+    import lightning
+
+    from optrepro import train
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(train, "_hydra_context", lambda: (None, True, "method=x"))
+    monkeypatch.setattr(lightning.Trainer, "fit", boom)
+    run_dir = tmp_path / "failed"
+    metrics = train.run(make_cfg(run_dir=run_dir))
+    assert metrics["runs/failed"] == 1 and metrics["runs/completed"] == 0
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    assert "boom" in caplog.text and "the sweep goes on" in caplog.text

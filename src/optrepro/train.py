@@ -103,8 +103,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             compile=cfg.trainer.get("compile", False),
         )
     else:
-        log = member_log if writer else None
-        module = MODULES[cfg.task.module](members, method, optimizer=optimizer, lr_schedule=lr_schedule, log=log)
+        rows = member_log if writer else None
+        module = MODULES[cfg.task.module](members, method, optimizer=optimizer, lr_schedule=lr_schedule, log=rows)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     loggers = build_loggers(cfg.logger, run_dir, cfg.name, [str(t) for t in cfg.get("tags", [])], resolved)
     interactive = sys.stderr.isatty() and not multirun and len(seeds) == 1
@@ -135,8 +135,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         base["wall_time_s"] = timer.seconds
         summaries = member_log.finish(base, failed=failed) if writer else []
         finish_loggers(loggers, failed)
-    if not writer:
-        return {"monitor": cfg.monitor}
+    if not writer:  # DDP ranks other than 0: rank 0 reports the run
+        return {}
     metrics = _aggregate(summaries, cfg.monitor)
     if len(seeds) == 1:
         write_summary(run_dir, {**summaries[0], "metrics": metrics})
