@@ -150,7 +150,12 @@ def validate(cfg: DictConfig) -> None:
     _require(cfg, "method.split", lambda v: v in ("units", "layers", "random"), "units, layers or random (HTA)")
     _require(cfg, "method.anchor", lambda v: v in ("zero", "init", "random"), "zero, init or random (HTA)")
     _require(cfg, "method.schedule.epochs_per_value", lambda v: _is_int(v) and v >= 1, "an integer >= 1 (HTA)")
-    _require(cfg, "method.schedule.values", lambda v: len(v) >= 1 and min(v) > 0, "a list of L > 0 (HTA eq. 3)")
+    _require(
+        cfg,
+        "method.schedule.values",
+        lambda v: not isinstance(v, int | float) and len(v) >= 1 and min(v) > 0,
+        "a list of L > 0 (HTA eq. 3)",
+    )
     _require(cfg, "method.schedule.stop", lambda v: v > 0, "> 0 (HTA's L)")
     _require(cfg, "schedule.step_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1 (epochs)")
     gamma, k = OmegaConf.select(cfg, "homotopy.gamma"), OmegaConf.select(cfg, "homotopy.k")

@@ -37,10 +37,10 @@ class TrajectoryModule(MethodModule):
         self.model = method.wrap_model(members.model)
         self.make_optimizer, self.lr_schedule, self.log_members = optimizer, lr_schedule, log
         self.lam = 0.0
-        self._sum, self._batches, self.diverged = 0.0, 0, False
+        self._sum, self._batches = 0.0, 0
 
     def on_train_epoch_start(self) -> None:
-        self.lam = self.method.parameter(self.current_epoch)
+        self.lam = self.method.parameter(self.budget_epoch)
         self._epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self._sum, self._batches = torch.zeros((), device=self.device), 0
 
@@ -70,7 +70,7 @@ class TrajectoryModule(MethodModule):
         values = {k: float(v) for k, v in metrics.items()}
         row = step_columns(
             self.trainer.optimizers[0],
-            self.current_epoch,
+            self.budget_epoch,
             self.global_step,
             self._epoch_lr,
             self.method.parameter_name,
@@ -82,7 +82,7 @@ class TrajectoryModule(MethodModule):
         if self.log_members is not None:
             self.log_members.write(0, row)
             if not finite:
-                self.log_members.mark_diverged(0, self.current_epoch)
+                self.log_members.mark_diverged(0, self.budget_epoch)
         if not finite:
             self.trainer.should_stop = True
             return
