@@ -17,8 +17,9 @@ import torch.nn.functional as F
 
 from optrepro.config import ConfigError, apply_profile, compose, validate
 from optrepro.data.paired import PairedImageDataModule, check_pair, convert, pair_indices, subset_indices
-from optrepro.methods import Constant, DataHomotopy, Staircase, mix_images, soft_cross_entropy, soft_labels
+from optrepro.methods import Constant, DataHomotopy, Staircase, mix_images, soft_labels
 from optrepro.models import VGGType
+from optrepro.modules.classification import cross_entropy as soft_cross_entropy
 
 SHAPES = {  # channels, height, width, classes, mean, std
     "mnist": (1, 28, 28, 10, [0.1], [0.3]),

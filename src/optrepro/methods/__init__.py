@@ -6,7 +6,6 @@ from optrepro.methods.data_homotopy import (
     gaussian_filter_targets,
     homotopy_targets,
     mix_images,
-    soft_cross_entropy,
     soft_labels,
 )
 from optrepro.methods.gaussian_continuation import GaussianContinuation
@@ -26,6 +25,5 @@ __all__ = [
     "gaussian_filter_targets",
     "homotopy_targets",
     "mix_images",
-    "soft_cross_entropy",
     "soft_labels",
 ]

@@ -43,8 +43,9 @@ class Method:
 
     # -- data: before the forward pass --------------------------------------------------------------------------
     def regression_batch(self, batch: Any, parameter: float) -> tuple[Any, Any]:
-        """Map a raw regression batch to (inputs, targets) for the current parameter."""
-        raise NotImplementedError(f"{type(self).__name__} does not support regression tasks")
+        """Map a raw regression batch to (inputs, targets) for the current parameter (default: the batch's first
+        entry and its last, the target task's targets: ``(x, y)``, or the sine task's ``(x, y_source, y_target)``)."""
+        return batch[0], batch[-1]
 
     def classification_batch(self, batch: Any, parameter: float) -> tuple[Tensor, Tensor]:
         """Map a raw classification batch to (inputs, targets); targets are class indices [B] or soft labels [B, C].
@@ -88,6 +89,3 @@ class Plain(Method):
 
     def parameter(self, epoch: int) -> float:
         return 1.0
-
-    def regression_batch(self, batch: Any, parameter: float) -> tuple[Any, Any]:
-        return batch[0], batch[-1]

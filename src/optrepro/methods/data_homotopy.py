@@ -26,9 +26,8 @@ def homotopy_targets(y_source: Tensor, y_target: Tensor, lam: float) -> Tensor:
     return (1.0 - lam) * y_source + lam * y_target
 
 
-def mix_images(x_source: Tensor, x_target: Tensor, lam: float) -> Tensor:
-    """HT eq. 17: x_lambda = (1 - lambda) x_source + lambda x_target, pixel by pixel (same shape)."""
-    return (1.0 - lam) * x_source + lam * x_target
+#: HT eq. 17, x_lambda = (1 - lambda) x_source + lambda x_target pixel by pixel: eq. 14's interpolation on images.
+mix_images = homotopy_targets
 
 
 def soft_labels(y_source: Tensor, y_target: Tensor, lam: float, num_classes: int) -> Tensor:
@@ -39,14 +38,6 @@ def soft_labels(y_source: Tensor, y_target: Tensor, lam: float, num_classes: int
     """
     one_hot = lambda y: torch.nn.functional.one_hot(y, num_classes).float()  # noqa: E731
     return (1.0 - lam) * one_hot(y_source) + lam * one_hot(y_target)
-
-
-def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
-    """Cross-entropy against soft labels [B, C] (mean over the batch) or class indices [B], as HT section 4.2.2.
-
-    -sum_c y_c log softmax(logits)_c; for a one-hot y it is the ordinary cross-entropy of the class index.
-    """
-    return torch.nn.functional.cross_entropy(logits, target)
 
 
 def gaussian_filter_targets(x: Tensor, x_target: Tensor, y_target: Tensor, xi: float) -> Tensor:

@@ -129,13 +129,9 @@ class GaussianContinuation(Method):
         s = self._ensure_s(device)
         root = torch.exp(s / 2) if self.estimator == "pathwise" else torch.exp(s.detach() / 2)
         if self.variance_cap is not None:  # sample with min(lambda, cap lambda_0); d/ds as if uncapped
-            cap = self.variance_cap * self.lambda0
-            root = root * torch.clamp(cap / s.detach().exp(), max=1.0).sqrt()
+            factor = torch.clamp(self.variance_cap * self.lambda0 / s.detach().exp(), max=1.0).sqrt()
+            root = root.detach() * factor + (root - root.detach())  # value: capped; gradient: d e^{s/2} / ds
         return root
-
-    def regression_batch(self, batch, parameter: float):
-        """GC perturbs parameters, not data: a batch is (inputs, ..., targets) as it comes."""
-        return batch[0], batch[-1]
 
     def objective(
         self, model: nn.Module, x: Tensor, target: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor], parameter: float
@@ -153,7 +149,8 @@ class GaussianContinuation(Method):
             moved = {k: p + root * eps[k] for k, p in params.items()}
             loss = loss_fn(functional_call(model, {**moved, **buffers}, (x,)), target)
             self._losses.append(loss.detach())
-            self._eps_sq.append(sum(e.pow(2).sum() for e in eps.values()).detach())
+            if self.estimator == "score":  # ||eps||^2 enters only the score-function estimator
+                self._eps_sq.append(sum(e.pow(2).sum() for e in eps.values()).detach())
             total = total + loss
         return total / self.samples
 
