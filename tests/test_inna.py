@@ -53,7 +53,7 @@ def test_three_steps_equal_eq_2_13(alpha, beta, foreach):
     for g, (e, _) in zip(got, expected):
         torch.testing.assert_close(g, e)
     p = opt.param_groups[0]["params"][0]
-    torch.testing.assert_close(opt.state[p]["psi"], expected[-1][1])  # the state holds the thesis's psi
+    torch.testing.assert_close(opt.psi(p), expected[-1][1])  # psi = theta - phi is the thesis's psi
 
 
 def test_first_step_is_a_gradient_step():

@@ -42,11 +42,11 @@ def quadratic(theta, matrix=A):
 # ---------------------------------------------------------------- Algorithm 3
 
 
-def algorithm_3(theta, lr, steps, nu=2.0, beta=0.9, m=0.5, M=2.0, delta=0.001, decay=True, wd=0.0):
+def algorithm_3(theta, lr, steps, nu=2.0, beta=0.9, m=0.5, M=2.0, delta=0.001, decay=True, wd=0.0, matrix=A):
     """Algorithm 3 on J = 1/2 theta^T A theta (+ wd/2 ||theta||^2), line by line; returns
     [(theta_{k+1}, gamma_{k+1}, <G_hat_k, d_theta_k>)]."""
-    H = A + wd * torch.eye(2, dtype=torch.float64)
-    G, gamma, out = torch.zeros(2, dtype=torch.float64), 1.0, []  # line 3
+    H = matrix + wd * torch.eye(len(theta), dtype=torch.float64)
+    G, gamma, out = torch.zeros(len(theta), dtype=torch.float64), 1.0, []  # line 3
     for k in range(steps):
         a = lr / (k + 1) ** (0.5 + delta) if decay else lr
         half = theta - a * gamma * (H @ theta)  # line 6
@@ -125,6 +125,42 @@ def test_iterates_and_step_sizes_follow_algorithm_3(decay, wd):
         torch.testing.assert_close(theta.detach(), new)
         assert opt.last_step_size == pytest.approx(gamma)
         assert opt.last_curvature == pytest.approx(curv)
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_several_tensors_follow_algorithm_3_on_their_concatenation(set_to_none):
+    """The curvature product and ||d_theta||^2 run over every element of every tensor; a closure that zeroes
+    the gradients in place must not disturb the first gradient; a tensor without a gradient is left alone."""
+    M5 = torch.tensor(
+        [[4, 1, 0, 0, 1], [1, 3, 1, 0, 0], [0, 1, 2, 0, 0], [0, 0, 0, 1, 0.5], [1, 0, 0, 0.5, 2]], dtype=torch.float64
+    )  # symmetric, diagonally dominant, so positive definite
+    x0 = torch.tensor([1.0, -1.0, 0.5, 2.0, -0.5], dtype=torch.float64)
+    vector, matrix, frozen = param(1.0, -1.0), torch.nn.Parameter(x0[2:].reshape(1, 3).clone()), param(7.0)
+    opt = StepTunedSGD([vector, matrix, frozen], lr=0.1, m=0.1, weight_decay=0.2)
+
+    def closure():
+        opt.zero_grad(set_to_none=set_to_none)
+        x = torch.cat([vector, matrix.flatten()])
+        loss = 0.5 * x @ M5 @ x
+        loss.backward()
+        return loss
+
+    for new, gamma, curv in algorithm_3(x0, 0.1, 5, m=0.1, wd=0.2, matrix=M5):
+        opt.step(closure)
+        torch.testing.assert_close(torch.cat([vector.detach(), matrix.detach().flatten()]), new)
+        assert opt.last_step_size == pytest.approx(gamma)
+        assert opt.last_curvature == pytest.approx(curv)
+    assert frozen.item() == 7.0 and "G" not in opt.state[frozen]
+
+
+def test_a_group_mixing_dtypes_is_refused_with_the_fix():
+    single, double = torch.nn.Parameter(torch.ones(2)), param(1.0, 2.0)
+    opt = StepTunedSGD([single, double], lr=0.1)
+    with pytest.raises(ValueError, match="separate param groups"):
+        opt.step(closure_for(single, opt, lambda t: (t**2).sum() + (double**2).sum()))
+    opt = StepTunedSGD([{"params": [single]}, {"params": [double]}], lr=0.1)
+    opt.step(closure_for(single, opt, lambda t: (t**2).sum() + (double**2).sum()))
+    torch.testing.assert_close(double.detach(), vec(0.8, 1.6) - 0.1 * 2 * vec(0.8, 1.6))
 
 
 @pytest.mark.parametrize(("nu", "gamma_1"), [(1.7, 1.7), (5.0, 2.0), (0.2, 0.5)])

@@ -20,6 +20,7 @@ inner products run over every parameter of every group: the step size is one num
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 
 import torch
@@ -86,6 +87,7 @@ class StepTunedSGD(torch.optim.Optimizer):
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay, k=0, gamma=1.0))
         self.nu, self.beta, self.m, self.M, self.delta, self.decay = nu, beta, m, M, delta, decay
         self.last_curvature = float("nan")
+        self._workspaces: dict[int, _Workspace] = {}  # by group index
 
     @property
     def last_step_size(self) -> float:
@@ -110,30 +112,24 @@ class StepTunedSGD(torch.optim.Optimizer):
         with torch.enable_grad():
             loss = closure()
         groups = [(g, [p for p in g["params"] if p.grad is not None]) for g in self.param_groups]
-        first = [_grads(params, g["weight_decay"]) for g, params in groups]
-        for (g, params), g0 in zip(groups, first):
-            if params:
-                torch._foreach_add_(params, g0, alpha=-g["lr"] * scale)  # line 6
+        groups = [(g, params, g["lr"] * scale) for g, params in groups if params]
+        spaces = [self._workspace(index, params) for index, (_, params, _) in enumerate(groups)]
+        for (g, params, step), space in zip(groups, spaces):
+            g0 = _grads(params, g["weight_decay"])
+            torch._foreach_copy_(space.first_views, g0)  # the second evaluation overwrites .grad
+            torch._foreach_add_(params, g0, alpha=-step)  # line 6
         with torch.enable_grad():
             closure()  # the same minibatch, now at theta_{k+1/2}
-        dots, sqs = [], []
-        for (g, params), g0 in zip(groups, first):
-            if not params:
-                continue
-            g1, step = _grads(params, g["weight_decay"]), g["lr"] * scale
-            G = [self.state[p].setdefault("G", torch.zeros_like(p)) for p in params]
-            torch._foreach_mul_(G, self.beta)  # line 10 with d_g = g1 - g0
-            torch._foreach_add_(G, g1, alpha=1 - self.beta)
-            torch._foreach_add_(G, g0, alpha=-(1 - self.beta))
-            # d_theta = -step g0, so <G, d_theta> = -step <G, g0> and ||d_theta||^2 = step^2 ||g0||^2
-            dots += [-step * torch.vdot(a.flatten(), b.flatten()) for a, b in zip(G, g0)]
-            sqs += [step * n for n in torch._foreach_norm(g0)]
+        products = []  # <G_k, d_theta_k> and ||d_theta_k||^2, with d_theta = -step g0 (line 8)
+        for (g, params, step), space in zip(groups, spaces):
+            g1 = _grads(params, g["weight_decay"])
+            g0, G = space.first, space.average
+            torch._foreach_copy_(space.variation_views, g1)
+            G.lerp_(space.variation.sub_(g0), 1 - self.beta)  # lines 9-10: G = beta G + (1 - beta) d_g
+            products.append(torch.stack([-step * G.dot(g0), step * step * g0.dot(g0)]))
             torch._foreach_add_(params, g1, alpha=-step)  # line 7
-        if dots:
-            dev = dots[0].device
-            dot_t = torch.stack([d.to(dev) for d in dots]).sum()
-            sq_t = torch.stack([s.to(dev) for s in sqs]).pow(2).sum()
-            dot, sq = torch.stack([dot_t, sq_t]).tolist()  # one host sync
+        if products:
+            dot, sq = torch.stack(products).sum(0).tolist()  # one host sync
             dot /= 1 - self.beta ** (k + 1)  # line 11: <G_hat, d_theta>
         else:
             dot, sq = 0.0, 0.0
@@ -143,11 +139,44 @@ class StepTunedSGD(torch.optim.Optimizer):
         self.last_curvature = dot
         return loss
 
+    def _workspace(self, index: int, params: list[Tensor]) -> _Workspace:
+        """Group ``index``'s flat tensors; G's slices are the parameters' ``state["G"]``.
+
+        Keeping G and the two gradients flat makes lines 8-11 single-tensor operations (instead of passes over
+        every parameter) on buffers allocated once; the per-parameter views keep ``state_dict`` in PyTorch's
+        usual per-parameter form. The workspace is rebuilt (G copied from the views) when the parameters with
+        a gradient change or when ``load_state_dict`` has replaced the views."""
+        views = [self.state[p].get("G") for p in params]
+        space = self._workspaces.get(index)
+        if space is not None and len(space.views) == len(views) and all(map(operator.is_, views, space.views)):
+            return space
+        if len({(p.dtype, p.device) for p in params}) > 1:
+            raise ValueError(
+                "StepTunedSGD keeps each param group's moving average in one flat tensor: put parameters of "
+                "different dtypes or devices in separate param groups"
+            )
+        space = _Workspace([p.new_zeros(p.shape) if v is None else v for p, v in zip(params, views)])
+        for p, v in zip(params, space.views):
+            self.state[p]["G"] = v
+        self._workspaces[index] = space
+        return space
+
+
+class _Workspace:
+    """The flat moving average G (with per-parameter ``views``) and two flat gradient buffers of one group."""
+
+    def __init__(self, averages: list[Tensor]):
+        self.average = torch.cat([a.reshape(-1) for a in averages])
+        self.first = torch.empty_like(self.average)  # grad J_Bk(theta_k)
+        self.variation = torch.empty_like(self.average)  # d_g
+        self.views, self.first_views, self.variation_views = (
+            [piece.view_as(a) for piece, a in zip(flat.split([a.numel() for a in averages]), averages)]
+            for flat in (self.average, self.first, self.variation)
+        )
+
 
 def _grads(params: list[Tensor], weight_decay: float) -> list[Tensor]:
-    """New tensors grad + lambda theta (the gradient of the loss plus lambda/2 ||theta||^2); zero where a
-    parameter got no gradient at this evaluation."""
-    if not params:
-        return []
+    """grad + lambda theta (the gradient of the loss plus lambda/2 ||theta||^2), zero where a parameter got no
+    gradient at this evaluation; the ``.grad`` tensors themselves when lambda = 0."""
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    return torch._foreach_add(grads, params, alpha=weight_decay)
+    return torch._foreach_add(grads, params, alpha=weight_decay) if weight_decay else grads
