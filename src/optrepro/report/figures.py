@@ -18,6 +18,11 @@ METHOD_STYLE = {
 }
 
 
+def percent(fraction: float) -> float:
+    """An accuracy in percent: the modules log ``train/acc`` and ``test/acc`` as fractions in [0, 1]."""
+    return 100.0 * fraction
+
+
 def method_label(method: str) -> str:
     return METHOD_STYLE.get(method, (method, None))[0]
 

@@ -4,14 +4,13 @@ and Figure 3 (the homotopy on the conv part only, VGG11 and VGG13)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from optrepro.records import METRICS, SUMMARY
-from optrepro.report.figures import figure_lines, save, to_markdown
+from optrepro.records import METRICS
+from optrepro.report.figures import figure_lines, percent, save, to_markdown
 
 #: HTA Table 2: final-epoch test error (%) of plain SGD and of HTA per VGG depth.
 PAPER_T2 = {11: (7.83, 7.02), 13: (5.82, 5.14), 16: (6.14, 5.71), 19: (6.35, 5.88)}
@@ -27,7 +26,7 @@ def vgg_runs(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for run in runs[runs.experiment.fillna("").str.startswith("hta/vgg") & (runs.status == "completed")].itertuples():
         run_dir = Path(run.run_dir)
-        cfg = json.loads((run_dir / SUMMARY).read_text()).get("config", {})
+        cfg = run.config
         if not (run_dir / METRICS).is_file():
             continue
         curve = pd.read_csv(run_dir / METRICS)
@@ -43,7 +42,7 @@ def vgg_runs(runs: pd.DataFrame) -> pd.DataFrame:
                 "depth": int(cfg.get("model", {}).get("depth", 0)),
                 "seed": run.seed,
                 "epochs": int(curve["epoch"].max()) + 1,
-                "test_acc_pct": acc * 100 if acc <= 1 else acc,  # accuracies stored as fractions
+                "test_acc_pct": percent(acc),
             }
         )
     return pd.DataFrame(rows)

@@ -55,6 +55,7 @@ def _run_row(run_dir: Path, summary: dict) -> dict:
         "ensemble_size": cfg.get("ensemble", {}).get("size"),
         "wall_time_s": summary.get("wall_time_s"),
         "git_revision": summary.get("git_revision"),
+        "config": cfg,  # the resolved config, for reports that need more than the columns above
     }
 
 

@@ -9,15 +9,13 @@ optimizer's final test accuracy per problem with reference accuracies from the l
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from optrepro.records import SUMMARY
-from optrepro.report.figures import figure_lines, save, to_markdown
+from optrepro.report.figures import figure_lines, percent, save, to_markdown
 
 OPTIMIZERS = {
     "SGD": ("SGD", "tab:blue"),
@@ -73,7 +71,7 @@ def run_table(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` with each run's optimizer label, network, dataset and the settings that name its curve."""
     rows = []
     for run in runs.itertuples():
-        cfg = json.loads((Path(run.run_dir) / SUMMARY).read_text()).get("config", {})
+        cfg = run.config
         opt = str(_select(cfg, "optimizer._target_") or "").rsplit(".", 1)[-1]
         row = {
             "run_dir": run.run_dir,
@@ -170,7 +168,6 @@ def accuracy_table(table: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     for (experiment, label), group in done.groupby(["experiment", "label"], sort=True):
         last = metrics[metrics.run_dir.isin(group.run_dir)].groupby("run_dir").last()
         acc = last["test/acc"].dropna() if "test/acc" in last else pd.Series(dtype=float)
-        scale = 100.0 if len(acc) and acc.max() <= 1.0 else 1.0  # fractions -> percent
         row = group.iloc[0]
         rows.append(
             {
@@ -182,9 +179,9 @@ def accuracy_table(table: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
                     ((table.experiment == experiment) & (table.label == label) & (table.status == "diverged")).sum()
                 ),  # fmt: skip
                 "final train loss": last["train/loss"].mean() if "train/loss" in last else math.nan,
-                "final test acc %": acc.mean() * scale if len(acc) else math.nan,
-                "min %": acc.min() * scale if len(acc) else math.nan,
-                "max %": acc.max() * scale if len(acc) else math.nan,
+                "final test acc %": percent(acc.mean()) if len(acc) else math.nan,
+                "min %": percent(acc.min()) if len(acc) else math.nan,
+                "max %": percent(acc.max()) if len(acc) else math.nan,
                 "final test loss": last["test/loss"].mean() if "test/loss" in last else math.nan,
                 "reference": REFERENCE.get((row.dataset, row.network), ""),
             }
