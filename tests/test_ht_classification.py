@@ -198,9 +198,9 @@ def test_pairs_are_a_function_of_seed_and_epoch():
     assert len(set(s.tolist())) == 20
 
 
-def test_validation_serves_the_targets_test_split(fake_images):
+def test_evaluation_serves_the_targets_test_split(fake_images):
     dm = datamodule()
-    batches = list(dm.val_dataloader())
+    batches = list(dm.eval_batches("test"))
     assert all(len(b) == 2 for b in batches)
     y = torch.cat([b[1] for b in batches])
     assert y.tolist() == [0, 1, 2, 3, 4]  # the stand-in's test split of FashionMNIST

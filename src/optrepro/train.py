@@ -160,6 +160,7 @@ def _trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, loggers: list, cal
         enable_checkpointing=False,  # LastCheckpoint writes checkpoints/last.ckpt
         enable_progress_bar=bar,
         enable_model_summary=False,
+        limit_val_batches=0,  # the modules evaluate whole splits themselves at each epoch's end (eval_batches)
         num_sanity_val_steps=0,
         reload_dataloaders_every_n_epochs=1,  # each epoch draws its own order (data.sine.epoch_permutation)
         log_every_n_steps=cfg.trainer.log_every_n_steps,
@@ -209,7 +210,6 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*no `validation_step`.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
 

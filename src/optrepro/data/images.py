@@ -413,9 +413,6 @@ class ImageDataModule(L.LightningDataModule):
         order = torch.arange(rank, len(data.y), world)
         return ImageBatches(data, order, self.eval_batch_size, self.transform)
 
-    def val_dataloader(self) -> ImageBatches:
-        return self.eval_batches("test")
-
 
 def holdout_split(data: ImageArrays, fraction: float, seed: int) -> tuple[ImageArrays, ImageArrays]:
     """(train, test) from one split: a random ``fraction`` of it, drawn from the run's seed, is held out as the test

@@ -281,6 +281,3 @@ class PairedImageDataModule(L.LightningDataModule):
         self.setup()
         data = self.test if split == "test" else self.target
         return PlainBatches(data.to(self._device()), self.eval_batch_size)
-
-    def val_dataloader(self) -> PlainBatches:
-        return self.eval_batches("test")
