@@ -15,18 +15,8 @@ import torch
 
 from optrepro.config import ConfigError, apply_profile, compose
 from optrepro.data import images
-from optrepro.data.images import (
-    INFO,
-    Augmentation,
-    DatasetMissing,
-    ImageArrays,
-    ImageBatches,
-    ImageDataModule,
-    crop_and_flip,
-    draw_augmentation,
-    load_images,
-    to_float,
-)
+from optrepro.data.image_batches import Augmentation, ImageBatches, crop_and_flip, draw_augmentation, to_float
+from optrepro.data.images import INFO, DatasetMissing, ImageArrays, ImageDataModule, load_images
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from optrepro.config import ConfigError
-from optrepro.data.image_batches import Augmentation, ImageBatches, crop_and_flip, draw_augmentation, to_float
+from optrepro.data.image_batches import ImageBatches, draw_augmentation, to_float
 from optrepro.data.sine import epoch_permutation
 from optrepro.utils import member_seed
 
@@ -434,11 +434,6 @@ def _cap(data: ImageArrays, n: int | None) -> ImageArrays:
 
 
 __all__ = [
-    "Augmentation",
-    "ImageBatches",
-    "crop_and_flip",
-    "draw_augmentation",
-    "to_float",
     "DATASETS",
     "INFO",
     "DatasetMissing",
