@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from optrepro.methods.gaussian_continuation import GaussianContinuation, scheduled_lambda
+from optrepro.methods.gaussian_continuation import GaussianContinuation, fixed_schedule
 from optrepro.toys import gc_saddle
 
 
@@ -127,9 +127,11 @@ def test_learned_lambda_moves_after_the_warm_up_and_parameters_see_unperturbed_t
 
 
 def test_fixed_schedules():
-    assert scheduled_lambda("geometric", 2.0, 0.5, 3) == pytest.approx(0.25)
-    assert scheduled_lambda("inverse_power", 2.0, 2.0, 3) == pytest.approx(2.0 / 16)
-    assert scheduled_lambda("constant", 2.0, 0.5, 7) == 2.0
+    assert fixed_schedule("geometric", 2.0, 0.5)(3) == pytest.approx(0.25)
+    assert fixed_schedule("inverse_power", 2.0, 2.0)(3) == pytest.approx(2.0 / 16)
+    assert fixed_schedule("constant", 2.0, 0.5)(7) == 2.0
+    with pytest.raises(ValueError, match="no fixed schedule"):
+        fixed_schedule("learned", 2.0, 0.5)
     method = GaussianContinuation(schedule="geometric", log_lambda0=0.0, gamma=0.5)
     assert method.parameter(2) == pytest.approx(0.25)
 

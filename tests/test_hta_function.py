@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from scipy.optimize import check_grad
 
-from optrepro.toys.hta_function import homotopy_objective, l_path, nonconvex_f, nonconvex_grad, table_1
+from optrepro.methods.schedules import stepped_range
+from optrepro.toys.hta_function import homotopy_objective, nonconvex_f, nonconvex_grad, table_1
 
 
 def nonconvex_f_values_by_hand():
@@ -39,7 +40,14 @@ def test_homotopy_objective_is_eq_35_by_hand():
 
 
 def test_l_path():
-    assert l_path(0.9, 0.1, 0.1) == pytest.approx([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    assert stepped_range(0.9, 0.1, 0.1) == pytest.approx([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+
+
+def test_l_path_that_misses_its_stop_is_refused(tmp_path):
+    """0.9 down to 0.1 in steps of 0.3 misses 0.1 (0.9, 0.6, 0.3, 0.0 would divide by L = 0): refused."""
+    homotopies = [{"label": "bad", "anchor": "zero", "L": {"start": 0.9, "stop": 0.1, "step": 0.3}}]
+    with pytest.raises(ValueError, match="whole number of steps"):
+        table_1(tmp_path, 0, [{"n": 2, "grid": [1]}], homotopies, starts=1)
 
 
 def test_table_1_for_n_2_at_full_size(tmp_path):

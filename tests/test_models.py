@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from optrepro.models import VGG, AutoEncoder, LeNet, NiN, ResNet20
+from optrepro.models.mlp import linear_stack
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -120,3 +121,26 @@ def test_bad_activation_is_refused():
         NiN(3, 10, activation="swish")
     with pytest.raises(ValueError, match="model.depth"):
         VGG(3, 10, depth=12)
+
+
+def test_linear_stack_layers_and_xavier_init():
+    """3 -> 5 -> 2 with tanh between: 3*5 + 5 + 5*2 + 2 = 32 parameters; Xavier-uniform weights lie within
+    sqrt(6 / (fan_in + fan_out)) (sqrt(6/8) and sqrt(6/7)), biases are zero."""
+    torch.manual_seed(0)
+    stack = linear_stack([3, 5, 2], "tanh", init="xavier")
+    assert [type(m) for m in stack] == [torch.nn.Linear, torch.nn.Tanh, torch.nn.Linear]
+    assert n_params(stack) == 32
+    for linear, bound in ((stack[0], (6 / 8) ** 0.5), (stack[2], (6 / 7) ** 0.5)):
+        assert linear.weight.abs().max() <= bound
+        assert torch.equal(linear.bias, torch.zeros_like(linear.bias))
+    single = linear_stack([4, 1])  # one layer: linear, no activation
+    assert [type(m) for m in single] == [torch.nn.Linear]
+
+
+def test_linear_stack_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="two widths"):
+        linear_stack([4])
+    with pytest.raises(ValueError, match="model.activation"):
+        linear_stack([4, 2], "swish")
+    with pytest.raises(ValueError, match="init"):
+        linear_stack([4, 2], init="orthogonal")

@@ -5,7 +5,7 @@ import math
 import pytest
 from conftest import read_metrics
 
-from optrepro.optim.schedules import Constant, Cosine, Power
+from optrepro.optim.schedules import ConstantRate, Cosine, Power
 from optrepro.train import run
 
 
@@ -20,7 +20,7 @@ def test_power_per_step_and_per_epoch():
     assert [Power(10, 0.5)(k) for k in (0, 3, 8)] == pytest.approx([1.0, 0.5, 1 / 3])
     thesis = Power(10, 0.501, "epoch")  # 1 / q^(1/2 + delta) for epoch q = 1, 2, ...
     assert thesis(0) == 1.0 and thesis(3) == pytest.approx(4**-0.501)
-    assert Constant(10)(7) == 1.0
+    assert ConstantRate(10)(7) == 1.0
 
 
 def test_run_uses_the_schedule(make_cfg, tmp_path):

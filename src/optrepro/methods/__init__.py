@@ -9,8 +9,8 @@ from optrepro.methods.data_homotopy import (
     soft_labels,
 )
 from optrepro.methods.gaussian_continuation import GaussianContinuation
-from optrepro.methods.hta import HTA, CoupledCopies, LSchedule
-from optrepro.methods.schedules import Constant, Staircase
+from optrepro.methods.hta import HTA, CoupledCopies
+from optrepro.methods.schedules import Constant, Geometric, InversePower, LSchedule, Piecewise, Staircase
 
 __all__ = [
     "HTA",
@@ -18,8 +18,11 @@ __all__ = [
     "CoupledCopies",
     "DataHomotopy",
     "GaussianContinuation",
+    "Geometric",
+    "InversePower",
     "LSchedule",
     "Method",
+    "Piecewise",
     "Plain",
     "Staircase",
     "gaussian_filter_targets",

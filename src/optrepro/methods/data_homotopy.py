@@ -74,7 +74,12 @@ class DataHomotopy(Method):
         self.num_classes: int | None = None  # classification: read from the datamodule in setup()
 
     def parameter(self, epoch: int) -> float:
-        return 0.0 if epoch < 0 else self.schedule(epoch)
+        if epoch < 0:
+            return 0.0
+        lam = self.schedule(epoch)
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"lambda must lie in [0, 1] (HT eq. 14 interpolates), got {lam} at epoch {epoch}")
+        return lam
 
     def setup(self, datamodule) -> None:
         # The filter samples target pairs from the target task's training set, per member, read at each batch

@@ -33,20 +33,22 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from optrepro.methods.base import Method
+from optrepro.methods.schedules import Constant, Geometric, InversePower
 
 SCHEDULES = ("learned", "constant", "geometric", "inverse_power")
 ESTIMATORS = ("pathwise", "score")
 REGULARIZATIONS = ("authors", "paper")
 
 
-def scheduled_lambda(kind: str, lambda0: float, gamma: float, i: int) -> float:
-    """GC section 2.2: lambda_0 (constant), lambda_0 gamma^i (geometric), lambda_0 / (1 + i)^gamma (inverse_power)."""
+def fixed_schedule(kind: str, lambda0: float, gamma: float) -> Callable[[int], float]:
+    """GC section 2.2, with i the epoch: lambda_0 (constant), lambda_0 gamma^i (geometric), lambda_0 / (1 + i)^gamma
+    (inverse_power)."""
     if kind == "constant":
-        return lambda0
+        return Constant(lambda0)
     if kind == "geometric":
-        return lambda0 * gamma**i
+        return Geometric(lambda0, gamma)
     if kind == "inverse_power":
-        return lambda0 / (1 + i) ** gamma
+        return InversePower(lambda0, gamma)
     raise ValueError(f"no fixed schedule {kind!r}; expected one of {SCHEDULES[1:]}")
 
 
@@ -85,6 +87,7 @@ class GaussianContinuation(Method):
         self.lr, self.beta, self.warmup_epochs = float(lr), float(beta), int(warmup_epochs)
         self.estimator, self.samples, self.regularization = estimator, int(samples), regularization
         self.variance_cap = None if variance_cap is None else float(variance_cap)
+        self.schedule = None if self.learned else fixed_schedule(schedule, self.lambda0, self.gamma)
         self.s: Tensor | None = None  # log lambda, learned
         self._optimizer: torch.optim.Optimizer | None = None
         self._epoch = 0
@@ -104,7 +107,7 @@ class GaussianContinuation(Method):
     def current_lambda(self) -> float:
         if self.learned:
             return math.exp(self.s0) if self.s is None else float(self.s.detach().exp())
-        return scheduled_lambda(self.kind, self.lambda0, self.gamma, self._epoch)
+        return self.schedule(self._epoch)
 
     def parameter(self, epoch: int) -> float:
         self._epoch = epoch

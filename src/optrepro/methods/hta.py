@@ -44,45 +44,6 @@ ANCHORS = ("zero", "init", "random")
 VARIANTS = {"paper": {"scope": "all", "squared": True}, "authors": {"scope": "classifier", "squared": False}}
 
 
-class LSchedule:
-    """The homotopy parameter L by epoch: each value for ``epochs_per_value`` epochs, then the last value for good.
-
-    The values are a list, or the range ``start, start - step, ..., stop`` (HTA section 4.2: L = 0.01 down to 0.005
-    in steps of 0.001, 4 epochs each, then the rest of the budget at 0.005). Epochs before 0 get the first value.
-    """
-
-    def __init__(
-        self,
-        values: list[float] | None = None,
-        start: float | None = None,
-        stop: float | None = None,
-        step: float | None = None,
-        epochs_per_value: int = 4,
-    ):
-        if values is None:
-            if None in (start, stop, step) or step == 0:
-                raise ValueError("LSchedule needs values, or start, stop and a nonzero step")
-            n = round(abs(stop - start) / abs(step))
-            if not math.isclose(n * abs(step), abs(stop - start), rel_tol=1e-6, abs_tol=1e-12):
-                raise ValueError(f"LSchedule: (stop - start) = {stop - start} is not a multiple of step = {step}")
-            sign = 1.0 if stop >= start else -1.0
-            values = [round(start + sign * i * abs(step), 12) for i in range(n + 1)]
-        values = [float(v) for v in values]
-        if not values or min(values) <= 0:
-            raise ValueError(f"homotopy L must be > 0 (HTA eq. 3 divides by L), got {values}")
-        if epochs_per_value < 1:
-            raise ValueError(f"epochs_per_value must be >= 1, got {epochs_per_value}")
-        self.values, self.epochs_per_value = values, int(epochs_per_value)
-
-    @property
-    def epochs(self) -> int:
-        """Epochs until L reaches its last value."""
-        return (len(self.values) - 1) * self.epochs_per_value
-
-    def __call__(self, epoch: int) -> float:
-        return self.values[min(max(epoch, 0) // self.epochs_per_value, len(self.values) - 1)]
-
-
 # ---- the split --------------------------------------------------------------------------------------------------
 def _owners(model: nn.Module) -> dict[str, nn.Module]:
     """Parameter name -> the module that holds it directly."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from optrepro.models.mlp import ACTIVATIONS
+from optrepro.models.mlp import linear_stack
 
 
 class AutoEncoder(nn.Module):
@@ -26,22 +26,9 @@ class AutoEncoder(nn.Module):
         activation: str = "silu",
     ):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"model.activation={activation!r} is not one of {sorted(ACTIVATIONS)}")
-        n = in_channels * height * width
-        enc = [n, *hidden, code]
-        dec = enc[::-1]
-        self.encoder = self._stack(enc, activation)
-        self.decoder = self._stack(dec, activation)
-
-    @staticmethod
-    def _stack(widths: list[int], activation: str) -> nn.Sequential:
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-            layers.append(nn.Linear(a, b))
-            if i < len(widths) - 2:
-                layers.append(ACTIVATIONS[activation]())
-        return nn.Sequential(*layers)
+        encoder_widths = [in_channels * height * width, *hidden, code]
+        self.encoder = linear_stack(encoder_widths, activation)
+        self.decoder = linear_stack(encoder_widths[::-1], activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(torch.flatten(x, 1)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from optrepro.models.ode_mlp import xavier_mlp
+from optrepro.models.mlp import linear_stack
 
 
 class DeepMLP(nn.Module):
@@ -20,7 +20,7 @@ class DeepMLP(nn.Module):
         super().__init__()
         if layers < 1 or hidden < 1:
             raise ValueError(f"DeepMLP needs layers >= 1 and hidden >= 1, got layers={layers}, hidden={hidden}")
-        self.net = xavier_mlp([in_features] + [hidden] * (layers - 1) + [num_classes])
+        self.net = linear_stack([in_features] + [hidden] * (layers - 1) + [num_classes], "relu", "xavier")
         self.softmax = bool(softmax)
 
     def forward(self, x: Tensor) -> Tensor:

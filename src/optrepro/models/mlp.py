@@ -1,10 +1,36 @@
-"""Fully connected networks."""
+"""Fully connected networks, and the stack of linear layers every fully connected model here is built from."""
 
 from __future__ import annotations
 
 from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+INITS = ("default", "xavier")
+
+
+def linear_stack(widths: list[int], activation: str = "relu", init: str = "default") -> nn.Sequential:
+    """Linear layers ``widths[0] -> widths[1] -> ... -> widths[-1]``, ``activation`` after each but the last.
+
+    ``init``: ``default`` keeps PyTorch's initialization of ``nn.Linear``; ``xavier`` redraws each weight
+    Xavier-uniform and zeroes each bias (the GC authors' code), right after that layer is made, so the draws come
+    in the same order as in a layer-by-layer build.
+    """
+    if len(widths) < 2:
+        raise ValueError(f"a stack of linear layers needs at least two widths, got {widths}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"model.activation={activation!r} is not one of {sorted(ACTIVATIONS)}")
+    if init not in INITS:
+        raise ValueError(f"init={init!r} is not one of {INITS}")
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        linear = nn.Linear(a, b)
+        if init == "xavier":
+            nn.init.xavier_uniform_(linear.weight)
+            nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if i < len(widths) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
 
 
 class MLP(nn.Sequential):
@@ -17,11 +43,4 @@ class MLP(nn.Sequential):
     def __init__(self, in_features: int, out_features: int, hidden: int, depth: int, activation: str = "relu"):
         if depth < 1 or hidden < 1:
             raise ValueError(f"MLP needs depth >= 1 and hidden >= 1, got depth={depth}, hidden={hidden}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"model.activation={activation!r} is not one of {sorted(ACTIVATIONS)}")
-        widths = [in_features] + [hidden] * depth
-        layers: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(a, b), ACTIVATIONS[activation]()]
-        layers.append(nn.Linear(widths[-1], out_features))
-        super().__init__(*layers)
+        super().__init__(*linear_stack([in_features] + [hidden] * depth + [out_features], activation))

@@ -10,18 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-
-def xavier_mlp(widths: list[int]) -> nn.Sequential:
-    """Linear layers ``widths[0] -> ... -> widths[-1]``, ReLU between them, Xavier-uniform weights, zero biases."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        linear = nn.Linear(a, b)
-        nn.init.xavier_uniform_(linear.weight)
-        nn.init.zeros_(linear.bias)
-        layers.append(linear)
-        if i < len(widths) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+from optrepro.models.mlp import linear_stack
 
 
 class VectorField(nn.Module):
@@ -56,7 +45,7 @@ class NeuralODE(nn.Module):
         super().__init__()
         if layers < 1:
             raise ValueError(f"model.layers={layers} must be >= 1")
-        self.net = xavier_mlp([state_dim + param_dim] + [hidden] * (layers - 1) + [state_dim])
+        self.net = linear_stack([state_dim + param_dim] + [hidden] * (layers - 1) + [state_dim], "relu", "xavier")
         self.register_buffer("times", torch.linspace(0.0, float(t_end), int(n_times)), persistent=False)
         self.method, self.rtol, self.atol, self.adjoint = method, float(rtol), float(atol), bool(adjoint)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 
 
-class Constant:
-    """Factor 1 throughout."""
+class ConstantRate:
+    """Factor 1 throughout: the base learning rate at every epoch."""
 
     interval = "epoch"
 

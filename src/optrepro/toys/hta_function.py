@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from optrepro.methods.schedules import stepped_range
+
 #: HTA Table 1: (n, grid of initial values per coordinate) -> starts reaching the global minimum,
 #: (quasi-Newton with the homotopy, quasi-Newton alone), and the number of starts.
 PAPER_T1 = {2: (36, 24, 36), 4: (1296, 864, 1296), 6: (4096, 991, 4096)}
@@ -107,13 +109,6 @@ def homotopy_bfgs(
     return x, iterations
 
 
-def l_path(start: float, stop: float, step: float) -> list[float]:
-    """start, start - step, ..., stop (HTA 4.1: L from 0.9 to 0.1)."""
-    n = round(abs(start - stop) / step)
-    sign = -1.0 if stop < start else 1.0
-    return [round(start + sign * i * step, 12) for i in range(n + 1)]
-
-
 def grid_starts(n: int, grid: list[float], starts: int, seed: int) -> np.ndarray:
     """Every point of grid^n (HTA Table 1), or ``starts`` of them drawn without replacement when fewer."""
     points = np.array(list(itertools.product(grid, repeat=n)), dtype=float)
@@ -153,7 +148,7 @@ def table_1(
         if h["anchor"] not in ("init", "zero"):
             raise ValueError(f"task.homotopies[].anchor={h['anchor']!r} is not one of init, zero")
         anchor = x0 if h["anchor"] == "init" else np.zeros_like(x0)
-        return homotopy_bfgs(x0, l_path(**h["L"]), k, A, gtol, polish, anchor)
+        return homotopy_bfgs(x0, stepped_range(**h["L"]), k, A, gtol, polish, anchor)
 
     rows, per_start = [], []
     for problem in problems:
