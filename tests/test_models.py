@@ -116,9 +116,10 @@ def test_output_shapes(make, shape, out):
     assert y.shape == (4, out)
 
 
-def test_bad_activation_is_refused():
-    with pytest.raises(ValueError, match="model.activation"):
-        NiN(3, 10, activation="swish")
+@pytest.mark.parametrize("model", [NiN, ResNet20, LeNet, VGG])
+def test_bad_activation_is_refused(model):
+    with pytest.raises(ValueError, match="model.activation='swish' is not one of"):
+        model(3, 10, activation="swish")
     with pytest.raises(ValueError, match="model.depth"):
         VGG(3, 10, depth=12)
 

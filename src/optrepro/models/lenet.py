@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from optrepro.models.mlp import ACTIVATIONS
+from optrepro.models.mlp import activation_class
 
 
 class LeNet(nn.Module):
@@ -19,12 +19,10 @@ class LeNet(nn.Module):
         self, in_channels: int, num_classes: int, batch_norm: bool = False, activation: str = "elu", size: int = 32
     ):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"model.activation={activation!r} is not one of {sorted(ACTIVATIONS)}")
         side = ((size - 4) // 2 - 4) // 2
         if side < 1:
             raise ValueError(f"LeNet needs inputs of at least 16x16, got model.size={size}")
-        act = ACTIVATIONS[activation]
+        act = activation_class(activation)
 
         def norm(n: int, dim: int) -> list[nn.Module]:
             if not batch_norm:

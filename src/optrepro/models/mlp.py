@@ -8,6 +8,13 @@ ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 INITS = ("default", "xavier")
 
 
+def activation_class(name: str) -> type[nn.Module]:
+    """The activation ``model.activation`` names, or a ValueError listing the choices."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"model.activation={name!r} is not one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
 def linear_stack(widths: list[int], activation: str = "relu", init: str = "default") -> nn.Sequential:
     """Linear layers ``widths[0] -> widths[1] -> ... -> widths[-1]``, ``activation`` after each but the last.
 
@@ -17,8 +24,7 @@ def linear_stack(widths: list[int], activation: str = "relu", init: str = "defau
     """
     if len(widths) < 2:
         raise ValueError(f"a stack of linear layers needs at least two widths, got {widths}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"model.activation={activation!r} is not one of {sorted(ACTIVATIONS)}")
+    act = activation_class(activation)
     if init not in INITS:
         raise ValueError(f"init={init!r} is not one of {INITS}")
     layers: list[nn.Module] = []
@@ -29,7 +35,7 @@ def linear_stack(widths: list[int], activation: str = "relu", init: str = "defau
             nn.init.zeros_(linear.bias)
         layers.append(linear)
         if i < len(widths) - 2:
-            layers.append(ACTIVATIONS[activation]())
+            layers.append(act())
     return nn.Sequential(*layers)
 
 

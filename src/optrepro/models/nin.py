@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from optrepro.models.mlp import ACTIVATIONS
+from optrepro.models.mlp import activation_class
 
 
 class NiN(nn.Module):
@@ -31,14 +31,13 @@ class NiN(nn.Module):
         dropout: float = 0.5,
     ):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"model.activation={activation!r} is not one of {sorted(ACTIVATIONS)}")
+        act = activation_class(activation)
 
         def conv(c_in: int, c_out: int, k: int) -> list[nn.Module]:
             layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, padding=k // 2)]
             if batch_norm:
                 layers.append(nn.BatchNorm2d(c_out))
-            return layers + [ACTIVATIONS[activation]()]
+            return layers + [act()]
 
         self.features = nn.Sequential(
             *conv(in_channels, 192, 5),

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from optrepro.models.mlp import ACTIVATIONS
+from optrepro.models.mlp import activation_class
 
 
 class _ShortcutA(nn.Module):
@@ -31,7 +31,7 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
-        self.act = ACTIVATIONS[activation]()
+        self.act = activation_class(activation)()
         self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else _ShortcutA(c_out - c_in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -48,11 +48,9 @@ class ResNet20(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, blocks: int = 3, activation: str = "relu"):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"model.activation={activation!r} is not one of {sorted(ACTIVATIONS)}")
+        self.act = activation_class(activation)()
         self.conv = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
         self.bn = nn.BatchNorm2d(16)
-        self.act = ACTIVATIONS[activation]()
         layers, c_in = [], 16
         for stage, width in enumerate((16, 32, 64)):
             for b in range(blocks):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from optrepro.models.mlp import ACTIVATIONS
+from optrepro.models.mlp import activation_class
 
 CFGS: dict[int, list[int | str]] = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -26,8 +26,7 @@ class VGG(nn.Module):
         super().__init__()
         if depth not in CFGS:
             raise ValueError(f"model.depth={depth} is not one of {sorted(CFGS)}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"model.activation={activation!r} is not one of {sorted(ACTIVATIONS)}")
+        act = activation_class(activation)
         layers: list[nn.Module] = []
         c = in_channels
         for v in CFGS[depth]:
@@ -37,7 +36,7 @@ class VGG(nn.Module):
             layers.append(nn.Conv2d(c, v, 3, padding=1))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(v))
-            layers.append(ACTIVATIONS[activation]())
+            layers.append(act())
             c = v
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.classifier = nn.Linear(512, num_classes)
