@@ -96,6 +96,7 @@ def test_a_short_run_writes_the_contract_columns_and_counts_two_evals_per_step_t
         "grad_evals",
         "lr",
         "optim/step_size",
+        "optim/curvature",
         "train/loss",
         "train/acc",
         "test/loss",

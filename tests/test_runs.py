@@ -122,8 +122,9 @@ def test_every_optimizer_trains_a_run(make_cfg, tmp_path, optimizer):
     rows = read_metrics(tmp_path / "run")
     per_step = 2 if optimizer == "step_tuned_sgd" else 1
     assert rows.grad_evals.tolist() == [5 * per_step * (i + 1) for i in range(4)]  # 5 batches per epoch
-    if optimizer == "step_tuned_sgd":
+    if optimizer == "step_tuned_sgd":  # defaults (nu, m, M) = (2, 0.5, 2)
         assert rows["optim/step_size"].between(0.5, 2.0).all()
+        assert (rows.loc[rows["optim/curvature"] <= 0, "optim/step_size"] == 2.0).all()
 
 
 def test_step_tuned_sgd_refuses_to_mix_ensemble_members(make_cfg):

@@ -3,7 +3,7 @@
 The same loop as ``ClassificationModule`` (method hooks, weight decay, schedule, per-epoch rows), with the loss
 the mean squared error between the flattened input and the flattened output and no accuracy. The input is what the
 datamodule serves (set ``task.normalize=false`` for pixels in [0, 1], the usual target of a sigmoid output).
-Rows: ``epoch, step, grad_evals, [homotopy/lambda], lr, [optim/step_size], train/loss, test/loss``.
+Rows: ``epoch, step, grad_evals, [homotopy/lambda], lr, [optim/step_size, optim/curvature], train/loss, test/loss``.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ def step_columns(
     optimizer: torch.optim.Optimizer, epoch: int, step: int, lr: float, parameter_name: str | None, parameter: float
 ) -> dict[str, Any]:
     """The leading columns of a row: epoch, step, grad_evals (minibatch gradients so far: Step-Tuned SGD evaluates
-    two per step), the method's parameter, lr (in effect when the epoch started), and Step-Tuned SGD's step size."""
+    two per step), the method's parameter, lr (in effect when the epoch started), and Step-Tuned SGD's last tuned
+    step size with the curvature product <G_hat, d_theta> it came from (the step size is nu when that is <= 0)."""
     row: dict[str, Any] = {
         "epoch": epoch,
         "step": step,
@@ -34,6 +35,7 @@ def step_columns(
     row["lr"] = lr
     if hasattr(optimizer, "last_step_size"):
         row["optim/step_size"] = optimizer.last_step_size
+        row["optim/curvature"] = optimizer.last_curvature
     return row
 
 
