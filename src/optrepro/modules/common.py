@@ -41,7 +41,11 @@ class MethodModule(L.LightningModule):
     """The part every LightningModule here shares: the method's clock and setup, and the optimizer with its lr
     schedule over the module's parameters (the model, the method's wrapped copies, or the stacked members of an
     ensemble: a module holds nothing else trainable). Subclasses set ``method``, ``make_optimizer`` and
-    ``lr_schedule``."""
+    ``lr_schedule``.
+
+    The checkpoint holds, beside the model and optimizer, the method's own state (``Method.state_dict``: GC's
+    learned s): a resumed run goes on with the same method state.
+    """
 
     @property
     def budget_epoch(self) -> int:
@@ -50,6 +54,12 @@ class MethodModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         self.method.setup(self.trainer.datamodule)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["method_state"] = self.method.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.method.load_state_dict(checkpoint.get("method_state", {}))
 
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self.parameters())

@@ -1,0 +1,101 @@
+"""Nothing is lost when a run is interrupted: a run stopped after some epochs and started again from its checkpoint
+ends as the uninterrupted run does, for the method's own state (GC's learned lambda) and the data order. Sine
+regression is resumed in tests/test_runs.py."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import read_metrics
+
+from optrepro.config import compose
+from optrepro.data.ode import ODEDataModule
+from optrepro.modules import ClassificationModule
+from optrepro.train import run
+
+CHECKPOINT_EVERY_EPOCH = ["trainer.checkpoint=true", "trainer.checkpoint_every=1"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny batches: a second intra-op thread only adds synchronization (a conv step 50x slower on a busy host)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def interrupted_then_resumed(overrides: list[str], run_dir: Path, module_class, budget_epoch: int, monkeypatch):
+    """Run until the end of ``budget_epoch``, raise there (after the epoch's row, before its checkpoint: a
+    preempted node), then run the same command again, which resumes from the last checkpoint."""
+    original = module_class.on_train_epoch_end
+
+    def preempted(self):
+        original(self)
+        if self.budget_epoch == budget_epoch:
+            raise RuntimeError("node preempted")
+
+    cfg = compose([*overrides, f"paths.run_dir={run_dir}"])
+    with monkeypatch.context() as patch:
+        patch.setattr(module_class, "on_train_epoch_end", preempted)
+        with pytest.raises(RuntimeError, match="preempted"):
+            run(cfg)
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    return run(cfg)
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_an_interrupted_gc_run_resumes_its_learned_lambda(tmp_path, monkeypatch):
+    """GC learns s (lambda = e^s) with its own Adam after the warm-up; the resumed run must go on with the same s,
+    the same Adam moments and the same noise, and end with the uninterrupted run's lambda and losses."""
+    overrides = [
+        "experiment=gc/mnist_mlp_f5",
+        "profile=smoke",  # generated MNIST-shaped images, 2 batches of 16 per epoch
+        "profile.count_scale=1",  # the epochs below as given
+        "trainer.epochs=4",
+        "continuation.warmup_epochs=1",  # s frozen in target epoch 0, learned from epoch 1 on
+        "optimizer.lr=1e-2",  # the weights move enough that a different noise draw shows in the losses
+        *CHECKPOINT_EVERY_EPOCH,
+    ]
+    straight_dir, resumed_dir = tmp_path / "straight", tmp_path / "resumed"
+    run(compose([*overrides, f"paths.run_dir={straight_dir}"]))
+    interrupted_then_resumed(overrides, resumed_dir, ClassificationModule, 2, monkeypatch)
+
+    straight, resumed = read_metrics(straight_dir), read_metrics(resumed_dir)
+    assert list(straight.epoch) == list(resumed.epoch) == [0, 1, 2, 3]
+    lam0 = math.exp(-13.0)  # the preset's log_lambda0
+    lam_end = straight["homotopy/lambda_end"]
+    # not a vacuous comparison: lambda stayed at lambda_0 through the warm-up, then s moved in every epoch
+    assert lam_end.iloc[0] == pytest.approx(lam0, rel=1e-6)
+    assert all(abs(math.log(b / a)) > 1e-3 for a, b in zip(lam_end.iloc[:-1], lam_end.iloc[1:]))
+    for column in ("homotopy/lambda", "homotopy/lambda_end", "homotopy/s_grad", "train/loss", "test/loss"):
+        assert resumed[column].tolist() == pytest.approx(straight[column].tolist(), rel=1e-6), column
+    assert summary(resumed_dir)["status"] == "completed"
+    assert summary(resumed_dir)["final"] == pytest.approx(summary(straight_dir)["final"], rel=1e-6)
+
+
+def test_ode_minibatch_order_follows_the_trainer_epoch_not_the_calls():
+    """A resumed run asks for its first loader at its checkpoint's epoch: it must get that epoch's order."""
+    dm = ODEDataModule("lotka_volterra", seeds=[0], batch_size=4)
+    dm.setup()
+
+    def order(epoch: int) -> list[int]:
+        dm.trainer = SimpleNamespace(current_epoch=epoch)
+        return [i for (mu, x0), traj in dm.train_dataloader() for i in _instances(dm, mu)]
+
+    assert order(3) == order(3)  # the same epoch twice: the same order
+    assert order(3) != order(0)
+    assert sorted(order(3)) == list(range(len(dm.train)))  # every train trajectory once
+
+
+def _instances(dm: ODEDataModule, mu: torch.Tensor) -> list[int]:
+    """Indices into the train split of a batch's parameter rows (each instance has its own parameters)."""
+    return [int((dm.train.mu == row).all(1).nonzero()) for row in mu]
