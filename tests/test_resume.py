@@ -1,6 +1,6 @@
 """Nothing is lost when a run is interrupted: a run stopped after some epochs and started again from its checkpoint
-ends as the uninterrupted run does, for the method's own state (GC's learned lambda) and the data order. Sine
-regression is resumed in tests/test_runs.py."""
+ends as the uninterrupted run does, for the method's own state (GC's learned lambda) and the data order, and a run
+that had diverged stays diverged. Sine regression is resumed in tests/test_runs.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from conftest import read_metrics
 
 from optrepro.config import compose
 from optrepro.data.ode import ODEDataModule
-from optrepro.modules import ClassificationModule
+from optrepro.modules import ClassificationModule, TrajectoryModule
 from optrepro.train import run
 
 CHECKPOINT_EVERY_EPOCH = ["trainer.checkpoint=true", "trainer.checkpoint_every=1"]
@@ -80,6 +80,33 @@ def test_an_interrupted_gc_run_resumes_its_learned_lambda(tmp_path, monkeypatch)
         assert resumed[column].tolist() == pytest.approx(straight[column].tolist(), rel=1e-6), column
     assert summary(resumed_dir)["status"] == "completed"
     assert summary(resumed_dir)["final"] == pytest.approx(summary(straight_dir)["final"], rel=1e-6)
+
+
+def test_a_diverged_trajectory_run_stays_diverged_when_run_again(tmp_path, monkeypatch):
+    """A run whose loss turned non-finite at target epoch 1 stops there; running the same command again resumes
+    from the checkpoint written when it stopped and must keep it diverged at epoch 1, its rows unchanged."""
+    overrides = ["experiment=gc/lotka_volterra_f6", "profile=smoke", "profile.count_scale=1", "trainer.epochs=4"]
+    overrides += ["method=plain", *CHECKPOINT_EVERY_EPOCH]
+    cfg = compose([*overrides, f"paths.run_dir={tmp_path}"])
+    original = TrajectoryModule._mse
+
+    def nan_from_epoch_1(self, data):
+        mse = original(self, data)
+        return mse * float("nan") if self.budget_epoch >= 1 else mse
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TrajectoryModule, "_mse", nan_from_epoch_1)
+        first = run(cfg)
+    rows = read_metrics(tmp_path)
+    assert first["runs/diverged"] == 1 and summary(tmp_path)["diverged_at_epoch"] == 1
+    assert list(rows.epoch) == [0, 1] and math.isnan(rows["train/loss"].iloc[1])
+
+    # the model itself is finite (only the evaluation was made NaN): without the checkpoint's record of the
+    # divergence, the second run would train on to epoch 3 and call the run completed
+    again = run(cfg)
+    assert again["runs/diverged"] == 1 and again["runs/completed"] == 0
+    assert summary(tmp_path)["status"] == "diverged" and summary(tmp_path)["diverged_at_epoch"] == 1
+    assert read_metrics(tmp_path).equals(rows)
 
 
 def test_ode_minibatch_order_follows_the_trainer_epoch_not_the_calls():

@@ -165,9 +165,7 @@ class ClassificationModule(MethodModule):
         finite = all(math.isfinite(v) for k, v in values.items() if "/" in k)
         if self.log_members is not None:
             self.log_members.write(0, row)
-            if not finite:
-                self.log_members.mark_diverged(0, self.budget_epoch)
         extra = {self.method.parameter_name: self.lam} if self.method.parameter_name else {}
         self.log_dict({**values, **extra}, on_epoch=True, on_step=False, rank_zero_only=True)  # already reduced
         if not finite:
-            self.trainer.should_stop = True
+            self.mark_diverged()
