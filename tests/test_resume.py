@@ -1,6 +1,6 @@
 """Nothing is lost when a run is interrupted: a run stopped after some epochs and started again from its checkpoint
-ends as the uninterrupted run does, for the method's own state (GC's learned lambda) and the data order, and a run
-that had diverged stays diverged. Sine regression is resumed in tests/test_runs.py."""
+ends as the uninterrupted run does, for the method's own state (GC's learned lambda), image classification and the
+data order, and a run that had diverged stays diverged. Sine regression is resumed in tests/test_runs.py."""
 
 from __future__ import annotations
 
@@ -80,6 +80,37 @@ def test_an_interrupted_gc_run_resumes_its_learned_lambda(tmp_path, monkeypatch)
         assert resumed[column].tolist() == pytest.approx(straight[column].tolist(), rel=1e-6), column
     assert summary(resumed_dir)["status"] == "completed"
     assert summary(resumed_dir)["final"] == pytest.approx(summary(straight_dir)["final"], rel=1e-6)
+
+
+def test_an_interrupted_image_run_ends_as_the_uninterrupted_one(tmp_path, monkeypatch):
+    overrides = [
+        "task=mnist5k",
+        "model=lenet",
+        "task.pad_to=32",  # LeNet-5 reads 32x32 images
+        "task.height=32",
+        "task.width=32",
+        "method=plain",
+        "optimizer=sgd",
+        "optimizer.lr=0.05",
+        "profile=smoke",  # generated images, 2 batches of 16 per epoch
+        "profile.count_scale=1",  # the epochs below as given
+        "trainer.epochs=4",
+        *CHECKPOINT_EVERY_EPOCH,
+    ]
+    straight_dir, resumed_dir = tmp_path / "straight", tmp_path / "resumed"
+    expected = run(compose([*overrides, f"paths.run_dir={straight_dir}"]))
+    metrics = interrupted_then_resumed(overrides, resumed_dir, ClassificationModule, 1, monkeypatch)
+
+    straight, resumed = read_metrics(straight_dir), read_metrics(resumed_dir)
+    assert list(straight.epoch) == list(resumed.epoch) == [0, 1, 2, 3]  # no row lost, none twice
+    assert resumed.step.tolist() == straight.step.tolist() == [2, 4, 6, 8]  # the step counter resumed too
+    # the model moved between epochs: equal curves are not equal because nothing trained
+    assert straight["test/loss"].nunique() == 4
+    for column in ("train/loss", "train/acc", "test/loss", "test/acc"):
+        assert resumed[column].tolist() == pytest.approx(straight[column].tolist(), rel=1e-6), column
+    assert {k: v for k, v in metrics.items() if "/" in k} == pytest.approx(
+        {k: v for k, v in expected.items() if "/" in k}, rel=1e-6
+    )
 
 
 def test_a_diverged_trajectory_run_stays_diverged_when_run_again(tmp_path, monkeypatch):
