@@ -111,6 +111,9 @@ class GaussianContinuation(Method):
         return self.current_lambda()
 
     def logged(self) -> dict[str, float]:
+        """lambda at the epoch's end and, when lambda is learned, the last estimate of dg/ds."""
+        if not self.learned:
+            return {"homotopy/lambda_end": self.current_lambda()}
         grad = float("nan") if self.last_s_grad is None else float(self.last_s_grad)
         return {"homotopy/lambda_end": self.current_lambda(), "homotopy/s_grad": grad}
 

@@ -156,13 +156,13 @@ class ClassificationModule(MethodModule):
             metrics = minibatch
         metrics.update(self.evaluate("test"))
         values = {k: float(v) for k, v in metrics.items()}  # one host sync per epoch
+        finite = all(math.isfinite(v) for v in values.values())  # the model's metrics, not the method's extras
         values.update(self.method.logged())
         optimizer = self.trainer.optimizers[0]
         row = step_columns(
             optimizer, self.budget_epoch, self.global_step, self._epoch_lr, self.method.parameter_name, self.lam
         )
         row.update(values)
-        finite = all(math.isfinite(v) for k, v in values.items() if "/" in k)
         if self.log_members is not None:
             self.log_members.write(0, row)
         extra = {self.method.parameter_name: self.lam} if self.method.parameter_name else {}
