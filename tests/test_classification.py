@@ -129,6 +129,20 @@ def test_a_nan_loss_ends_the_run_as_diverged(tmp_path):
     assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 1  # stopped after the first epoch
 
 
+def test_a_diverged_run_run_again_resumes_as_diverged_at_the_same_epoch(tmp_path):
+    # its checkpoint is written when it stops at epoch 0; the rerun resumes from it and must not train on
+    cfg = image_cfg(
+        tmp_path, "trainer.epochs=3", "trainer.checkpoint=true", "trainer.checkpoint_every=5", model="NaNNet"
+    )
+    run(cfg)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    metrics = run(cfg)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["diverged_at_epoch"] == 0
+    assert metrics["runs/diverged"] == 1
+    assert pd.read_csv(tmp_path / "run" / "metrics.csv").epoch.tolist() == [0]
+
+
 def test_image_tasks_refuse_an_ensemble(tmp_path):
     with pytest.raises(ConfigError, match="ensemble.size=3 is not allowed for task.module=classification"):
         validate(image_cfg(tmp_path, "ensemble.size=3"))

@@ -1,11 +1,15 @@
-"""The deep MLP of GC Figure 5 on its own (the F5 preset needs the image pipeline and runs with the presets)."""
+"""The deep MLP of GC Figure 5 on its own, and the F5 preset on generated images with a fixed lambda schedule."""
 
+import json
 import math
 
+import pandas as pd
 import pytest
 import torch
 
+from optrepro.config import compose
 from optrepro.models import DeepMLP
+from optrepro.train import run
 
 
 def test_shapes_depth_and_init():
@@ -37,3 +41,17 @@ def test_softmax_flag():
     y = torch.tensor([0, 1, 2, 3])
     quirk = torch.nn.functional.cross_entropy(probs, y)
     torch.testing.assert_close(quirk, -probs.log_softmax(-1)[torch.arange(4), y].mean())
+
+
+def test_a_fixed_schedule_runs_to_the_end_with_lambda_on_its_schedule(tmp_path):
+    """GC on a fixed schedule has no s-gradient to log; its run must complete (not be taken for diverged) with
+    lambda_i = lambda_0 gamma^i at the start of epoch i (GC section 2.2)."""
+    overrides = ["experiment=gc/mnist_mlp_f5", "profile=smoke", "profile.count_scale=1", "trainer.epochs=3"]
+    overrides += ["+continuation.schedule=geometric", "+continuation.gamma=0.5", f"paths.run_dir={tmp_path}"]
+    metrics = run(compose(overrides))
+    assert metrics["runs/completed"] == 1
+    assert json.loads((tmp_path / "summary.json").read_text())["diverged_at_epoch"] is None
+    rows = pd.read_csv(tmp_path / "metrics.csv")
+    lam0 = math.exp(-13.0)
+    assert rows["homotopy/lambda"].tolist() == pytest.approx([lam0, lam0 / 2, lam0 / 4], rel=1e-12)
+    assert "homotopy/s_grad" not in rows

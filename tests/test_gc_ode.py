@@ -1,12 +1,16 @@
 """GC Figures 6 and 7: the ODE generators, the split, the neural ODE and the presets at profile=smoke."""
 
+import json
+
+import pandas as pd
 import pytest
 import torch
 
-from optrepro.config import compose
+from optrepro.config import apply_profile, compose
 from optrepro.data import ode
 from optrepro.models import NeuralODE
 from optrepro.train import run
+from optrepro.utils import build
 
 ODE_PRESETS = ["gc/lotka_volterra_f6", "gc/lorenz_f7"]
 
@@ -63,12 +67,52 @@ def test_neural_ode_shapes_and_init():
 
 
 @pytest.mark.parametrize("name", ODE_PRESETS)
-def test_ode_presets_run_without_continuation_at_profile_smoke(name, tmp_path):
-    # with continuation (the presets' default method) they run in tests/test_configs.py
-    cfg = compose([f"experiment={name}", "profile=smoke", "method=plain", f"paths.run_dir={tmp_path}"])
+def test_ode_presets_run_without_continuation_and_log_the_mse_of_their_model(name, tmp_path):
+    """At profile=smoke (with continuation they run in tests/test_configs.py): the rows hold one epoch each, the
+    steps of the full-batch split, and a train/test MSE that the final model, taken from the checkpoint of the last
+    epoch, gives again on the data module's own splits."""
+    overrides = [f"experiment={name}", "profile=smoke", "method=plain", "trainer.checkpoint=true"]
+    cfg = compose([*overrides, f"paths.run_dir={tmp_path}"])
     metrics = run(cfg)
-    assert isinstance(metrics[cfg.monitor], float)
-    assert (tmp_path / "summary.json").is_file()
+    rows = pd.read_csv(tmp_path / "metrics.csv")
+    epochs = max(1, int(cfg.trainer.epochs * 0.005))  # profile=smoke: the preset's 400 or 200 epochs x 0.005
+    assert rows.epoch.tolist() == list(range(epochs))
+    # 27 train trajectories, full batch capped at 16 by the profile: batches of 16 and 11, both within the 2 allowed
+    assert rows.step.tolist() == [2 * (e + 1) for e in range(epochs)]
+
+    dm = build(apply_profile(cfg).task, seeds=[cfg.seed])
+    dm.setup()
+    model = build(cfg.model)
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    with torch.no_grad():
+        for split, data in (("train", dm.train), ("test", dm.test)):
+            assert len(data) == (27 if split == "train" else 3)
+            mse = float((model((data.mu, data.x0)) - data.traj).pow(2).mean())
+            assert rows[f"{split}/loss"].iloc[-1] == pytest.approx(mse, rel=1e-5)
+            assert metrics[f"{split}/loss"] == pytest.approx(mse, rel=1e-5)
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
+
+
+def test_lorenz_data_obey_the_lorenz_equations():
+    """Each step of the data is one step of dx = sigma (y - x), dy = x (rho - z) - y, dz = x y - 8/3 z (written
+    here, not the generator's field), integrated by classical Runge-Kutta with 400 substeps."""
+    mu, t, traj = ode.generate("lorenz")
+    sigma, rho = mu[:, :1], mu[:, 1:]
+
+    def field(u):
+        x, y, z = u[:, :1], u[:, 1:2], u[:, 2:]
+        return torch.cat([sigma * (y - x), x * (rho - z) - y, x * y - 8 / 3 * z], 1)
+
+    for k in (0, 9, 18):
+        u, h = traj[:, k].clone(), float(t[k + 1] - t[k]) / 400
+        for _ in range(400):
+            k1 = field(u)
+            k2 = field(u + h / 2 * k1)
+            k3 = field(u + h / 2 * k2)
+            k4 = field(u + h * k3)
+            u = u + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        torch.testing.assert_close(u, traj[:, k + 1], rtol=1e-6, atol=1e-6)
 
 
 def test_bad_continuation_values_fail_before_training(tmp_path):

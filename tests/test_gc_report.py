@@ -1,9 +1,12 @@
 """The GC report: Figure 4 from a saddle run, and mean curves with spread from per-seed ODE metrics."""
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from optrepro.config import compose
 from optrepro.records import write_summary
+from optrepro.report import gc
 from optrepro.report.cli import write_report
 from optrepro.train import run
 
@@ -60,3 +63,35 @@ def test_report_names_mnist5k_runs_a_subset(tmp_path):
     table = pd.read_csv(tmp_path / "out" / "gc_final.csv", keep_default_na=False).set_index("method")
     assert table.loc["gaussian_continuation", "subset run"] == "yes (mnist5k)"
     assert table.loc["plain", "subset run"] == ""
+
+
+def test_the_band_is_the_range_over_runs_and_stays_positive_on_the_log_axis(tmp_path, monkeypatch):
+    # two runs that differ by four orders of magnitude at epoch 0: mean 50.005, std (100 - 0.01) / sqrt(2) = 70.7,
+    # so a mean +- std band would reach -20.7, below any log axis; the range is [0.01, 100]
+    for seed, losses in enumerate(([0.01, 0.02], [100.0, 0.04])):
+        _fake_ode_run(tmp_path / f"runs/gc{seed}", "gaussian_continuation", seed, losses)
+    curves = pd.concat(
+        [pd.read_csv(tmp_path / f"runs/gc{seed}/metrics.csv").assign(run_dir=str(seed)) for seed in (0, 1)]
+    )
+    band = gc.mean_and_range(curves, "train/loss")
+    assert band.loc[0].tolist() == pytest.approx([50.005, 0.01, 100.0])
+    assert band.loc[1].tolist() == pytest.approx([0.03, 0.02, 0.04])
+
+    drawn = {}
+    original = gc.save
+
+    def keep_figure(fig, out, stem):
+        drawn[stem] = fig
+        return original(fig, out, stem)
+
+    monkeypatch.setattr(gc, "save", keep_figure)
+    text = write_report([tmp_path / "runs"], tmp_path / "out").read_text()
+    assert "shaded from the lowest to the highest run" in text
+    train_axis, test_axis = drawn["gc_lotka_volterra_f6"].axes
+    assert train_axis.get_yscale() == test_axis.get_yscale() == "log"
+    (shaded,) = train_axis.collections
+    y = np.concatenate([path.vertices[:, 1] for path in shaded.get_paths()])
+    assert y.min() == pytest.approx(0.01) and y.max() == pytest.approx(100.0)
+    (test_shaded,) = test_axis.collections  # the fake runs' test loss is twice the train loss
+    y = np.concatenate([path.vertices[:, 1] for path in test_shaded.get_paths()])
+    assert y.min() == pytest.approx(0.02) and y.max() == pytest.approx(200.0)

@@ -75,8 +75,9 @@ def test_wandb_failure_does_not_fail_the_run(make_cfg, monkeypatch):
     assert run(make_cfg("logger=wandb"))["runs/completed"] == 1
 
 
+@pytest.mark.parametrize("crash", ["before_the_row", "after_the_row"])
 def test_interrupted_run_resumes_from_its_checkpoint_and_ends_as_if_uninterrupted(
-    make_cfg, tmp_path, monkeypatch, capsys
+    make_cfg, tmp_path, monkeypatch, capsys, crash
 ):
     from optrepro.modules import RegressionModule
 
@@ -85,12 +86,14 @@ def test_interrupted_run_resumes_from_its_checkpoint_and_ends_as_if_uninterrupte
 
     original = RegressionModule.on_train_epoch_end
 
-    def crash_after_target_epoch_1(self):
+    def crash_at_the_end_of_target_epoch_1(self):
+        if self.budget_epoch == 1 and crash == "before_the_row":
+            raise RuntimeError("node preempted")
         original(self)
         if self.budget_epoch == 1:
             raise RuntimeError("node preempted")
 
-    monkeypatch.setattr(RegressionModule, "on_train_epoch_end", crash_after_target_epoch_1)
+    monkeypatch.setattr(RegressionModule, "on_train_epoch_end", crash_at_the_end_of_target_epoch_1)
     with pytest.raises(RuntimeError, match="preempted"):
         run(make_cfg(*overrides, run_dir=tmp_path / "resumed"))
     assert json.loads((tmp_path / "resumed" / "seed=0" / "summary.json").read_text())["status"] == "failed"
@@ -99,8 +102,9 @@ def test_interrupted_run_resumes_from_its_checkpoint_and_ends_as_if_uninterrupte
     capsys.readouterr()
     metrics = run(make_cfg(*overrides, run_dir=tmp_path / "resumed"))
     assert metrics["runs/completed"] == 2
-    # trainer epoch 2 (target epoch 1) was checkpointed before the crash: training resumes at trainer epoch 3
-    assert "last.ckpt at epoch 3" in capsys.readouterr().err
+    # the checkpoint of an epoch is written after the module's epoch end, so the crash (with or without the row of
+    # target epoch 1 written) came before it: training resumes at trainer epoch 2 (target epoch 1) and redoes it
+    assert "last.ckpt at epoch 2" in capsys.readouterr().err
     for seed in (0, 1):
         straight = read_metrics(tmp_path / "straight" / f"seed={seed}")
         resumed = read_metrics(tmp_path / "resumed" / f"seed={seed}")

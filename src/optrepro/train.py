@@ -157,7 +157,7 @@ def _trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, loggers: list, cal
         max_epochs=max_epochs,
         logger=loggers or False,
         callbacks=callbacks,
-        enable_checkpointing=False,  # LastCheckpoint writes checkpoints/last.ckpt
+        enable_checkpointing=bool(cfg.trainer.checkpoint),  # only LastCheckpoint writes: checkpoints/last.ckpt
         enable_progress_bar=bar,
         enable_model_summary=False,
         limit_val_batches=0,  # the modules evaluate whole splits themselves at each epoch's end (eval_batches)

@@ -118,7 +118,8 @@ class Trajectories(Dataset):
 
 
 class ODEDataModule(L.LightningDataModule):
-    """Train/test trajectories of one system; minibatches of ``batch_size`` trajectories, reshuffled each epoch."""
+    """Train/test trajectories of one system; minibatches of ``batch_size`` trajectories, reshuffled each epoch in an
+    order drawn from the seed and the trainer's epoch (so a resumed run serves what the uninterrupted one would)."""
 
     def __init__(
         self,
@@ -150,7 +151,6 @@ class ODEDataModule(L.LightningDataModule):
         self.system, self.seed, self.batch_size = system, seeds[0], int(batch_size)
         self.split_seed = self.seed if split_seed is None else int(split_seed)
         self.test_instances, self.limit_batches = int(test_instances), limit_batches
-        self._epoch = 0
 
     def setup(self, stage: str | None = None) -> None:
         if hasattr(self, "train"):
@@ -163,8 +163,8 @@ class ODEDataModule(L.LightningDataModule):
         self.test = Trajectories(mu[test_idx].float(), x0[test_idx].float(), traj[test_idx].float())
 
     def train_dataloader(self) -> DataLoader:
-        g = torch.Generator().manual_seed(member_seed(self.seed, SHUFFLE_STREAM, self._epoch))
-        self._epoch += 1
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0  # a resumed run: its own epoch
+        g = torch.Generator().manual_seed(member_seed(self.seed, SHUFFLE_STREAM, epoch))
         n = len(self.train)
         if self.limit_batches is not None:
             n = min(n, self.limit_batches * self.batch_size)

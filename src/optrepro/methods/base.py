@@ -7,6 +7,10 @@ A training step of any LightningModule goes through the hooks in this order (DES
     loss.backward()
     method.after_backward(model)                          # the method's own update (GC's learned lambda)
 
+A method that learns state of its own outside the model (GC's s and its optimizer) returns it from ``state_dict``
+and takes it back in ``load_state_dict``: the LightningModules store it in the checkpoint, so that a resumed run
+goes on from where it stopped. State inside the module ``wrap_model`` returned (HTA's copies) is the model's own
+and needs neither.
 ``model`` is what ``wrap_model`` returned (HTA's two coupled copies); evaluation and test metrics use
 ``eval_model(model)`` (HTA's theta). ``lam`` is ``parameter(epoch)`` for the epoch, logged as ``parameter_name``.
 Every hook has a default that leaves training as it would be without any method, so a method overrides only the
@@ -76,6 +80,14 @@ class Method:
     def logged(self) -> dict[str, float]:
         """Extra per-epoch metrics of the method (e.g. GC's learned lambda), named ``split/name``."""
         return {}
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """What the method has learned outside the model, for the checkpoint (default: nothing)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what ``state_dict`` returned, when a run resumes from its checkpoint."""
 
 
 class Plain(Method):

@@ -114,15 +114,38 @@ class GaussianContinuation(Method):
         return self.current_lambda()
 
     def logged(self) -> dict[str, float]:
+        """lambda at the epoch's end and, when lambda is learned, the last estimate of dg/ds."""
+        if not self.learned:
+            return {"homotopy/lambda_end": self.current_lambda()}
         grad = float("nan") if self.last_s_grad is None else float(self.last_s_grad)
         return {"homotopy/lambda_end": self.current_lambda(), "homotopy/s_grad": grad}
 
     def _ensure_s(self, device: torch.device) -> Tensor:
+        """s on ``device`` (created at s_0 on first use); moving it to another device keeps its Adam moments."""
         if self.s is None or self.s.device != device:
             value = self.s0 if self.s is None else float(self.s.detach())
+            moments = None if self._optimizer is None else self._optimizer.state_dict()
             self.s = torch.tensor(value, device=device, dtype=torch.float32, requires_grad=True)
             self._optimizer = torch.optim.Adam([self.s], lr=self.lr)
+            if moments is not None:
+                self._optimizer.load_state_dict(moments)  # casts the moments to s's device
         return self.s
+
+    def state_dict(self) -> dict:
+        """The learned s, its Adam state and the last s-gradient (empty while s has not been created)."""
+        if self.s is None:
+            return {}
+        grad = None if self.last_s_grad is None else self.last_s_grad.detach().cpu()
+        return {"s": self.s.detach().cpu(), "optimizer": self._optimizer.state_dict(), "last_s_grad": grad}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume s where ``state_dict`` left it; the next objective moves it to the model's device."""
+        if not state:
+            return
+        self.s = state["s"].detach().clone().to(torch.float32).requires_grad_(True)
+        self._optimizer = torch.optim.Adam([self.s], lr=self.lr)
+        self._optimizer.load_state_dict(state["optimizer"])
+        self.last_s_grad = state.get("last_s_grad")
 
     def _sqrt_lambda(self, device: torch.device, lam: float) -> Tensor:
         """sqrt of the sampling variance; carries the pathwise s-gradient when lambda is learned."""

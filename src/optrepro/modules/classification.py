@@ -156,18 +156,16 @@ class ClassificationModule(MethodModule):
             metrics = minibatch
         metrics.update(self.evaluate("test"))
         values = {k: float(v) for k, v in metrics.items()}  # one host sync per epoch
+        finite = all(math.isfinite(v) for v in values.values())  # the model's metrics, not the method's extras
         values.update(self.method.logged())
         optimizer = self.trainer.optimizers[0]
         row = step_columns(
             optimizer, self.budget_epoch, self.global_step, self._epoch_lr, self.method.parameter_name, self.lam
         )
         row.update(values)
-        finite = all(math.isfinite(v) for k, v in values.items() if "/" in k)
         if self.log_members is not None:
             self.log_members.write(0, row)
-            if not finite:
-                self.log_members.mark_diverged(0, self.budget_epoch)
         extra = {self.method.parameter_name: self.lam} if self.method.parameter_name else {}
         self.log_dict({**values, **extra}, on_epoch=True, on_step=False, rank_zero_only=True)  # already reduced
         if not finite:
-            self.trainer.should_stop = True
+            self.mark_diverged()

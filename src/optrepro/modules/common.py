@@ -42,8 +42,17 @@ def step_columns(
 class MethodModule(L.LightningModule):
     """The part every LightningModule here shares: the method's clock and setup, and the optimizer with its lr
     schedule over the module's parameters (the model, the method's wrapped copies, or the stacked members of an
-    ensemble: a module holds nothing else trainable). Subclasses set ``method``, ``make_optimizer`` and
-    ``lr_schedule``."""
+    ensemble: a module holds nothing else trainable). Subclasses set ``method``, ``make_optimizer``,
+    ``lr_schedule`` and ``log_members``.
+
+    The checkpoint holds, beside the model and optimizer, the method's own state (``Method.state_dict``: GC's
+    learned s) and, for modules that train one model, the epoch at which it diverged: a resumed run goes on with
+    the same method state, and a run that had diverged is marked so again and trains no further. (A
+    ``RegressionModule`` keeps its members' status in its ``alive`` buffer instead.)
+    """
+
+    #: the budget epoch at which the run's one model diverged (None: it has not)
+    diverged_at: int | None = None
 
     @property
     def budget_epoch(self) -> int:
@@ -52,6 +61,29 @@ class MethodModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         self.method.setup(self.trainer.datamodule)
+
+    def mark_diverged(self) -> None:
+        """The model's metrics turned non-finite this epoch: the run ends with status ``diverged``."""
+        if self.diverged_at is None:
+            self.diverged_at = self.budget_epoch
+        if self.log_members is not None:
+            self.log_members.mark_diverged(0, self.diverged_at)
+        self.trainer.should_stop = True
+
+    def on_train_start(self) -> None:
+        if self.diverged_at is not None:  # resumed from the checkpoint of a diverged run
+            self.trainer.should_stop = True
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["method_state"] = self.method.state_dict()
+        checkpoint["diverged_at_epoch"] = self.diverged_at
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # marked here, not in on_train_start: a checkpoint of the last epoch resumes with no training at all
+        self.method.load_state_dict(checkpoint.get("method_state", {}))
+        self.diverged_at = checkpoint.get("diverged_at_epoch")
+        if self.diverged_at is not None and self.log_members is not None:
+            self.log_members.mark_diverged(0, self.diverged_at)
 
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self.parameters())

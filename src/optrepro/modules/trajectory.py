@@ -9,6 +9,7 @@ unperturbed model (``eval_model``): ``train/loss`` and ``test/loss`` (MSE over t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -78,12 +79,9 @@ class TrajectoryModule(MethodModule):
         )
         row.update(values)
         row.update(self.method.logged())
-        finite = all(v == v and abs(v) != float("inf") for v in values.values())
         if self.log_members is not None:
             self.log_members.write(0, row)
-            if not finite:
-                self.log_members.mark_diverged(0, self.budget_epoch)
-        if not finite:
-            self.trainer.should_stop = True
+        if not all(math.isfinite(v) for v in values.values()):
+            self.mark_diverged()
             return
         self.log_dict({k: v for k, v in row.items() if "/" in k}, on_epoch=True, on_step=False)
