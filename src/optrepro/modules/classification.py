@@ -3,8 +3,8 @@
 A training step goes through the method's hooks (``methods/base.py``): ``classification_batch`` -> ``objective``
 (cross-entropy, plus the weight-decay term lambda/2 ||theta||^2 of TH section 4.5.1) -> backward ->
 ``after_backward``; evaluation uses ``eval_model``. Per-epoch rows of ``metrics.csv`` (DESIGN.md "One run"):
-``epoch, step, grad_evals, [homotopy/lambda], lr, [optim/step_size, optim/curvature], train/loss, train/acc, test/loss, test/acc``
-and the method's ``logged()`` metrics.
+``epoch, step, grad_evals, [homotopy/lambda], lr, [optim/step_size, optim/curvature], train/loss, train/acc,
+test/loss, test/acc`` and the method's ``logged()`` metrics.
 """
 
 from __future__ import annotations
