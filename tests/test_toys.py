@@ -103,6 +103,27 @@ def small_problem():
     return regression_problem(seed=0, n=6, p=3, x_scale=2.0, noise_scale=3.0)
 
 
+def test_regression_data_is_carmon_et_al_reading_drawn_in_order():
+    from optrepro.toys.regression import regression_problem
+
+    g = torch.Generator().manual_seed(3)
+    A = torch.randn(5, 2, generator=g, dtype=torch.float64)
+    z = 2.0 * torch.randn(2, generator=g, dtype=torch.float64)
+    nu = torch.randn(5, generator=g, dtype=torch.float64)
+    xi = torch.bernoulli(torch.full((5,), 0.3, dtype=torch.float64), generator=g)
+    problem = regression_problem(seed=3, n=5, p=2, x_scale=2.0, noise_scale=3.0)  # gaussian_bernoulli by default
+    torch.testing.assert_close(problem.A, A)
+    torch.testing.assert_close(problem.b, A @ z + 3.0 * nu + xi)
+    assert set(xi.tolist()) <= {0.0, 1.0}
+    g = torch.Generator().manual_seed(3)
+    A, z = torch.randn(5, 2, generator=g, dtype=torch.float64), torch.randn(2, generator=g, dtype=torch.float64)
+    u = torch.rand(5, generator=g, dtype=torch.float64)
+    cauchy = regression_problem(seed=3, n=5, p=2, x_scale=1.0, noise_scale=0.5, noise="cauchy")
+    torch.testing.assert_close(cauchy.b, A @ z + 0.5 * torch.tan(torch.pi * (u - 0.5)))
+    with pytest.raises(ValueError, match="noise="):
+        regression_problem(seed=3, n=5, p=2, x_scale=1.0, noise_scale=1.0, noise="laplace")
+
+
 def test_regression_gradient_matches_autograd():
     problem = small_problem()
     theta = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64, requires_grad=True)

@@ -1,8 +1,11 @@
 """TH Figures 4.2 and 4.3: the non-convex regression of thesis section 4.7, J(theta) = 1/N sum phi(A_n theta - b_n)
 with phi(t) = t^2 / (1 + t^2), N = 500, P = 30 (after Carmon et al., 2017).
 
-Data (the thesis refers to Carmon et al. for it; our reading, marked in the config): A_nj ~ N(0, 1),
-b = A x* + noise_scale * Cauchy noise with x* ~ N(0, x_scale^2 I); theta_0 = 0.
+Data (the thesis refers to Carmon et al., 2017, section 5, for it; marked in the config): A_nj ~ N(0, 1),
+z ~ N(0, x_scale^2 I) and, with ``noise="gaussian_bernoulli"`` (the presets), b = A z + noise_scale nu + xi with
+nu ~ N(0, I) and xi_n ~ Bernoulli(outlier_prob), as the directsearch package's example of Carmon et al.'s problem
+draws them (lindonroberts/directsearch, examples/nonconvex_regression.py: z ~ N(0, 4 I), 3 nu, Bernoulli(0.3));
+``noise="cauchy"`` is our earlier reading, b = A z + noise_scale * Cauchy. theta_0 = 0.
 
 F4.2 (full batch, 250 iterations): Algorithm 2, Barzilai-Borwein with absolute values (both scaled by alpha), and
 gradient descent with Armijo backtracking; each method's hyper-parameter is the grid value that first reaches
@@ -54,13 +57,32 @@ class Regression:
         return (p_same * diag + p_pair * (full - diag)) / batch**2
 
 
-def regression_problem(seed: int, n: int, p: int, x_scale: float, noise_scale: float) -> Regression:
-    """The problem of section 4.7 for a seed; ``problem`` in the presets holds the other arguments."""
+NOISES = ("gaussian_bernoulli", "cauchy")
+
+
+def regression_problem(
+    seed: int,
+    n: int,
+    p: int,
+    x_scale: float,
+    noise_scale: float,
+    noise: str = "gaussian_bernoulli",
+    outlier_prob: float = 0.3,
+) -> Regression:
+    """The problem of section 4.7 for a seed; ``problem`` in the presets holds the other arguments. Draws, in
+    this order from one generator: A [n, p], z [p], then nu [n] and xi [n] (``gaussian_bernoulli``) or one
+    uniform [n] turned into Cauchy noise (``cauchy``)."""
+    if noise not in NOISES:
+        raise ValueError(f"noise={noise!r}: expected one of {NOISES}")
     g = torch.Generator().manual_seed(seed)
     A = torch.randn(n, p, generator=g, dtype=torch.float64)
-    x_star = x_scale * torch.randn(p, generator=g, dtype=torch.float64)
+    z = x_scale * torch.randn(p, generator=g, dtype=torch.float64)
+    if noise == "gaussian_bernoulli":
+        nu = torch.randn(n, generator=g, dtype=torch.float64)
+        xi = torch.bernoulli(torch.full((n,), outlier_prob, dtype=torch.float64), generator=g)
+        return Regression(A, A @ z + noise_scale * nu + xi)
     cauchy = torch.tan(torch.pi * (torch.rand(n, generator=g, dtype=torch.float64) - 0.5))
-    return Regression(A, A @ x_star + noise_scale * cauchy)
+    return Regression(A, A @ z + noise_scale * cauchy)
 
 
 # ---- F4.2: deterministic ----------------------------------------------------------------------------------------
