@@ -103,6 +103,27 @@ def small_problem():
     return regression_problem(seed=0, n=6, p=3, x_scale=2.0, noise_scale=3.0)
 
 
+def test_regression_data_is_carmon_et_al_reading_drawn_in_order():
+    from optrepro.toys.regression import regression_problem
+
+    g = torch.Generator().manual_seed(3)
+    A = torch.randn(5, 2, generator=g, dtype=torch.float64)
+    z = 2.0 * torch.randn(2, generator=g, dtype=torch.float64)
+    nu = torch.randn(5, generator=g, dtype=torch.float64)
+    xi = torch.bernoulli(torch.full((5,), 0.3, dtype=torch.float64), generator=g)
+    problem = regression_problem(seed=3, n=5, p=2, x_scale=2.0, noise_scale=3.0)  # gaussian_bernoulli by default
+    torch.testing.assert_close(problem.A, A)
+    torch.testing.assert_close(problem.b, A @ z + 3.0 * nu + xi)
+    assert set(xi.tolist()) <= {0.0, 1.0}
+    g = torch.Generator().manual_seed(3)
+    A, z = torch.randn(5, 2, generator=g, dtype=torch.float64), torch.randn(2, generator=g, dtype=torch.float64)
+    u = torch.rand(5, generator=g, dtype=torch.float64)
+    cauchy = regression_problem(seed=3, n=5, p=2, x_scale=1.0, noise_scale=0.5, noise="cauchy")
+    torch.testing.assert_close(cauchy.b, A @ z + 0.5 * torch.tan(torch.pi * (u - 0.5)))
+    with pytest.raises(ValueError, match="noise="):
+        regression_problem(seed=3, n=5, p=2, x_scale=1.0, noise_scale=1.0, noise="laplace")
+
+
 def test_regression_gradient_matches_autograd():
     problem = small_problem()
     theta = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64, requires_grad=True)
@@ -138,6 +159,35 @@ def test_algorithm_2_tunes_its_second_step_from_the_first():
     gamma = float(d_theta @ d_theta) / dot if dot > 0 else nu
     t2 = t1 - alpha * gamma * problem.grad(t1)
     assert losses[:, 0].tolist() == pytest.approx([float(problem.loss(t)) for t in (t0, t1, t2)])
+
+
+def test_figure_4_2_selects_alpha_and_nu_of_algorithm_2_jointly(tmp_path):
+    import pandas as pd
+
+    from optrepro.toys.regression import armijo_descent, bb_descent, deterministic_f4_2, regression_problem
+
+    spec = dict(n=40, p=3, x_scale=5.0, noise_scale=1.0)  # far enough from the start for hits after 0
+    grid, nus, steps, its, tol = [0.3, 1.0, 3.0], [2.0, 50.0], [1.0, 30.0], 30, 0.05
+    deterministic_f4_2(tmp_path, 2, spec, its, 200, grid, nus, steps, tol)
+    chosen = pd.read_csv(tmp_path / "chosen.csv").set_index("method")
+    problem, alphas = regression_problem(2, **spec), torch.tensor(grid, dtype=torch.float64)
+    alg2 = {(a, nu): bb_descent(problem, alphas, 200, "alg2", nu)[:, i] for nu in nus for i, a in enumerate(grid)}
+    bb = {a: bb_descent(problem, alphas, 200, "bb_abs", 2.0)[:, i] for i, a in enumerate(grid)}
+    arm = {s: armijo_descent(problem, torch.tensor(steps, dtype=torch.float64), 200)[:, i] for i, s in enumerate(steps)}
+    j_star = min(float(c.min()) for runs in (alg2, bb, arm) for c in runs.values())
+    assert chosen.J_star.iloc[0] == pytest.approx(j_star)
+
+    def first(c):  # first iteration in [0, its] with J - J* < tol, its + 1 if none
+        return next((k for k in range(its + 1) if float(c[k]) - j_star < tol), its + 1)
+
+    for method, runs in (("Algorithm 2", alg2), ("BB with absolute values", bb), ("GD with Armijo", arm)):
+        fastest = min(first(c) for c in runs.values())
+        assert chosen.iterations_to_tolerance[method] == fastest
+    a, nu = chosen.alpha["Algorithm 2"], chosen.nu["Algorithm 2"]
+    assert first(alg2[(a, nu)]) == chosen.iterations_to_tolerance["Algorithm 2"]
+    # on this instance nu matters: the large step nu = 50 reaches the tolerance before any alpha with nu = 2
+    assert nu == 50.0 and min(first(alg2[(b, 2.0)]) for b in grid) > first(alg2[(a, nu)])
+    assert chosen.alpha["GD with Armijo"] in steps and pd.isna(chosen.nu["GD with Armijo"])
 
 
 def test_sgd_and_exact_gv_steps_by_hand():

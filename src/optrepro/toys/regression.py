@@ -1,12 +1,17 @@
 """TH Figures 4.2 and 4.3: the non-convex regression of thesis section 4.7, J(theta) = 1/N sum phi(A_n theta - b_n)
 with phi(t) = t^2 / (1 + t^2), N = 500, P = 30 (after Carmon et al., 2017).
 
-Data (the thesis refers to Carmon et al. for it; our reading, marked in the config): A_nj ~ N(0, 1),
-b = A x* + noise_scale * Cauchy noise with x* ~ N(0, x_scale^2 I); theta_0 = 0.
+Data (the thesis refers to Carmon et al., 2017, section 5, for it; marked in the config): A_nj ~ N(0, 1),
+z ~ N(0, x_scale^2 I) and, with ``noise="gaussian_bernoulli"`` (the presets), b = A z + noise_scale nu + xi with
+nu ~ N(0, I) and xi_n ~ Bernoulli(outlier_prob), as the directsearch package's example of Carmon et al.'s problem
+draws them (lindonroberts/directsearch, examples/nonconvex_regression.py: z ~ N(0, 4 I), 3 nu, Bernoulli(0.3));
+``noise="cauchy"`` is our earlier reading, b = A z + noise_scale * Cauchy. theta_0 = 0.
 
 F4.2 (full batch, 250 iterations): Algorithm 2, Barzilai-Borwein with absolute values (both scaled by alpha), and
-gradient descent with Armijo backtracking; each method's hyper-parameter is the grid value that first reaches
-J - J* < 0.1 (thesis 4.7), with J* the best value any method reaches in ``reference_iterations`` (10^5 in the thesis).
+gradient descent with Armijo backtracking; each method's hyper-parameters (Algorithm 2: alpha and nu, selected
+jointly; BB: alpha; Armijo: the first trial step) are the grid point that first reaches J - J* < 0.1 (thesis 4.7:
+"selected the hyper-parameters of each algorithm"), with J* the best value any method reaches in
+``reference_iterations`` (10^5 in the thesis).
 F4.3 (minibatches of 50, 250 epochs): SGD, Stochastic-GV, Exact-GV, Expected-GV (Algorithms 4-6,
 ``optrepro.optim.gv``) and Step-Tuned SGD (Algorithm 3, ``optrepro.optim.StepTunedSGD``); each with the grid alpha
 giving the lowest J after 50 epochs.
@@ -54,13 +59,32 @@ class Regression:
         return (p_same * diag + p_pair * (full - diag)) / batch**2
 
 
-def regression_problem(seed: int, n: int, p: int, x_scale: float, noise_scale: float) -> Regression:
-    """The problem of section 4.7 for a seed; ``problem`` in the presets holds the other arguments."""
+NOISES = ("gaussian_bernoulli", "cauchy")
+
+
+def regression_problem(
+    seed: int,
+    n: int,
+    p: int,
+    x_scale: float,
+    noise_scale: float,
+    noise: str = "gaussian_bernoulli",
+    outlier_prob: float = 0.3,
+) -> Regression:
+    """The problem of section 4.7 for a seed; ``problem`` in the presets holds the other arguments. Draws, in
+    this order from one generator: A [n, p], z [p], then nu [n] and xi [n] (``gaussian_bernoulli``) or one
+    uniform [n] turned into Cauchy noise (``cauchy``)."""
+    if noise not in NOISES:
+        raise ValueError(f"noise={noise!r}: expected one of {NOISES}")
     g = torch.Generator().manual_seed(seed)
     A = torch.randn(n, p, generator=g, dtype=torch.float64)
-    x_star = x_scale * torch.randn(p, generator=g, dtype=torch.float64)
+    z = x_scale * torch.randn(p, generator=g, dtype=torch.float64)
+    if noise == "gaussian_bernoulli":
+        nu = torch.randn(n, generator=g, dtype=torch.float64)
+        xi = torch.bernoulli(torch.full((n,), outlier_prob, dtype=torch.float64), generator=g)
+        return Regression(A, A @ z + noise_scale * nu + xi)
     cauchy = torch.tan(torch.pi * (torch.rand(n, generator=g, dtype=torch.float64) - 0.5))
-    return Regression(A, A @ x_star + noise_scale * cauchy)
+    return Regression(A, A @ z + noise_scale * cauchy)
 
 
 # ---- F4.2: deterministic ----------------------------------------------------------------------------------------
@@ -113,26 +137,38 @@ def deterministic_f4_2(
     iterations: int,
     reference_iterations: int,
     grid: list[float],
-    nu: float,
+    nu_grid: list[float],
+    armijo_grid: list[float],
     tolerance: float,
 ) -> dict[str, float]:
-    """TH Figure 4.2. Writes ``curves.csv`` (method, iteration, J, J_minus_Jstar) and ``chosen.csv``."""
+    """TH Figure 4.2. Each method's hyper-parameters are the grid point that first reaches J - J* < tolerance
+    (ties: the lower J after ``iterations``): (alpha, nu) in ``grid`` x ``nu_grid`` for Algorithm 2, alpha in
+    ``grid`` for BB with absolute values, the first trial step in ``armijo_grid`` for Armijo. Writes
+    ``curves.csv`` (method, iteration, J, J_minus_Jstar) and ``chosen.csv`` (method, alpha, nu,
+    iterations_to_tolerance, J_star; alpha is Armijo's first trial step, nu is empty but for Algorithm 2)."""
     problem = regression_problem(seed, **problem)
     alphas = torch.tensor(grid, dtype=torch.float64)
     long = max(iterations, reference_iterations)
+    nan = float("nan")
+    settings = {
+        "Algorithm 2": [(a, nu) for nu in nu_grid for a in grid],
+        "BB with absolute values": [(a, nan) for a in grid],
+        "GD with Armijo": [(a, nan) for a in armijo_grid],
+    }
     runs = {
-        "Algorithm 2": bb_descent(problem, alphas, long, "alg2", nu),
-        "BB with absolute values": bb_descent(problem, alphas, long, "bb_abs", nu),
-        "GD with Armijo": armijo_descent(problem, alphas, long),
+        "Algorithm 2": torch.cat([bb_descent(problem, alphas, long, "alg2", nu) for nu in nu_grid], 1),
+        "BB with absolute values": bb_descent(problem, alphas, long, "bb_abs", 2.0),  # nu unused: |<.,.>| > 0
+        "GD with Armijo": armijo_descent(problem, torch.tensor(armijo_grid, dtype=torch.float64), long),
     }
     j_star = min(float(torch.nan_to_num(c, nan=float("inf")).min()) for c in runs.values())
     frames, chosen = [], []
     for method, curves in runs.items():
         gap = curves[: iterations + 1] - j_star
-        hits = [_first_below(gap[:, i], tolerance) for i in range(len(grid))]
+        hits = [_first_below(gap[:, i], tolerance) for i in range(gap.shape[1])]
         finals = torch.nan_to_num(gap[-1], nan=float("inf"))
-        best = min(range(len(grid)), key=lambda i: (hits[i], float(finals[i])))
-        chosen.append({"method": method, "alpha": grid[best], "iterations_to_tolerance": hits[best]})
+        best = min(range(len(hits)), key=lambda i: (hits[i], float(finals[i])))
+        alpha, nu = settings[method][best]
+        chosen.append({"method": method, "alpha": alpha, "nu": nu, "iterations_to_tolerance": hits[best]})
         frames.append(
             pd.DataFrame(
                 {
