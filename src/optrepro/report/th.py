@@ -142,10 +142,41 @@ def regression_figure(run_dir: Path, out: Path, deterministic: bool) -> dict:
     return {"files": files, "caption": caption}
 
 
-def th_section(runs: pd.DataFrame, out: Path) -> list[str]:
+def instances_table(run_dirs: list[Path], seeds: list[int], deterministic: bool) -> tuple[pd.DataFrame, str]:
+    """F4.2 or F4.3 over several problem instances (one run per seed): one row per instance with each method's
+    iterations to the tolerance (F4.2) or final J (F4.3), and a sentence on how often each method came first."""
+    value = "iterations_to_tolerance" if deterministic else "final_J"
+    frames = [pd.read_csv(d / "chosen.csv").assign(seed=seed) for d, seed in zip(run_dirs, seeds)]
+    table = pd.concat(frames).pivot(index="seed", columns="method", values=value)
+    table = table[list(frames[0].method)]  # the methods in the order they ran
+    best = table.min(axis=1)
+    first = {m: int((table[m] == best).sum()) for m in table}
+    alone = {m: int((table[m] < table.drop(columns=m).min(axis=1)).sum()) for m in table}
+    what = "iterations to J - J* < 0.1 (251: not within 250)" if deterministic else "final J after the last epoch"
+    note = (
+        f"Over {len(table)} problem instances (seeds {', '.join(map(str, table.index))}), {what}. Best or tied: "
+        + "; ".join(f"{m} {first[m]} (alone {alone[m]})" for m in table)
+        + ". Median: "
+        + "; ".join(f"{m} {table[m].median():.4g}" for m in table)
+        + "."
+    )
+    return table.reset_index(), note
 
+
+def th_section(runs: pd.DataFrame, out: Path) -> list[str]:
     lines = ["## TH: low-dimensional experiments", ""]
-    for run in runs[runs.status == "completed"].itertuples():
+    done = runs[runs.status == "completed"].sort_values("seed", kind="stable")
+    for experiment, stem in (("th/regression_f4_2", "th_f4_2_instances"), ("th/regression_f4_3", "th_f4_3_instances")):
+        several = done[done.experiment == experiment]
+        if len(several) > 1:  # a sweep over problem instances: the figure shows the first, the table all of them
+            table, note = instances_table(
+                [Path(d) for d in several.run_dir], [int(s) for s in several.seed], experiment.endswith("f4_2")
+            )
+            table.to_csv(out / f"{stem}.csv", index=False)
+            figure = "4.2" if experiment.endswith("f4_2") else "4.3"
+            lines += [f"TH Figure {figure} on every problem instance run:", "", to_markdown(table), "", note, ""]
+        done = done.drop(several.index[1:])
+    for run in done.itertuples():
         run_dir = Path(run.run_dir)
         if run.experiment == "th/saddle_t3_1":
             table, note = saddle_table(run_dir)
