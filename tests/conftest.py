@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 os.environ.setdefault("WANDB_SILENT", "true")
 
@@ -41,3 +42,13 @@ def make_cfg(tmp_path: Path):
 
 def read_metrics(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(Path(run_dir) / "metrics.csv")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: a second intra-op thread only adds synchronization (a conv step 50x slower on a busy 2-core
+    host). Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

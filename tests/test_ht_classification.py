@@ -31,13 +31,7 @@ SHAPES = {  # channels, height, width, classes, mean, std
 SIZES = {"mnist": 7, "mnist5k": 7, "fashion_mnist": 10, "cifar10": 10, "cifar100": 10}  # train sizes
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronization (much slower on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @dataclass

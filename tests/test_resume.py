@@ -21,13 +21,7 @@ from optrepro.train import run
 CHECKPOINT_EVERY_EPOCH = ["trainer.checkpoint=true", "trainer.checkpoint_every=1"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny batches: a second intra-op thread only adds synchronization (a conv step 50x slower on a busy host)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def interrupted_then_resumed(overrides: list[str], run_dir: Path, module_class, budget_epoch: int, monkeypatch):
