@@ -11,6 +11,7 @@ A method that learns state of its own outside the model (GC's s and its optimize
 and takes it back in ``load_state_dict``: the LightningModules store it in the checkpoint, so that a resumed run
 goes on from where it stopped. State inside the module ``wrap_model`` returned (HTA's copies) is the model's own
 and needs neither.
+
 ``model`` is what ``wrap_model`` returned (HTA's two coupled copies); evaluation and test metrics use
 ``eval_model(model)`` (HTA's theta). ``lam`` is ``parameter(epoch)`` for the epoch, logged as ``parameter_name``.
 Every hook has a default that leaves training as it would be without any method, so a method overrides only the
