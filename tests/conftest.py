@@ -52,3 +52,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def keep_figures(monkeypatch, module) -> dict:
+    """Figures that report ``module`` saves from now on, by file stem (its ``save`` still writes them)."""
+    drawn = {}
+    original = module.save
+
+    def keep(fig, out, stem):
+        drawn[stem] = fig
+        return original(fig, out, stem)
+
+    monkeypatch.setattr(module, "save", keep)
+    return drawn

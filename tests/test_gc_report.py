@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import keep_figures
 
 from optrepro.config import compose
 from optrepro.records import write_summary
@@ -77,14 +78,7 @@ def test_the_band_is_the_range_over_runs_and_stays_positive_on_the_log_axis(tmp_
     assert band.loc[0].tolist() == pytest.approx([50.005, 0.01, 100.0])
     assert band.loc[1].tolist() == pytest.approx([0.03, 0.02, 0.04])
 
-    drawn = {}
-    original = gc.save
-
-    def keep_figure(fig, out, stem):
-        drawn[stem] = fig
-        return original(fig, out, stem)
-
-    monkeypatch.setattr(gc, "save", keep_figure)
+    drawn = keep_figures(monkeypatch, gc)
     text = write_report([tmp_path / "runs"], tmp_path / "out").read_text()
     assert "shaded from the lowest to the highest run" in text
     train_axis, test_axis = drawn["gc_lotka_volterra_f6"].axes

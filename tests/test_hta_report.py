@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import keep_figures
 
 from optrepro.report import hta as hta_report
 from optrepro.report.cli import write_report
@@ -43,14 +44,7 @@ def runs(tmp_path):
 
 
 def test_hta_report_tables_and_figures(runs, tmp_path, monkeypatch):
-    drawn = {}
-    original = hta_report.save
-
-    def keep_figure(fig, out, stem):
-        drawn[stem] = fig
-        return original(fig, out, stem)
-
-    monkeypatch.setattr(hta_report, "save", keep_figure)
+    drawn = keep_figures(monkeypatch, hta_report)
     out = tmp_path / "report"
     text = write_report([runs], out).read_text()
     for heading in ("HTA Table 1", "HTA Table 2", "HTA Table 3", "HTA Figure 2", "HTA Figure 3"):
