@@ -14,14 +14,13 @@ class ConfigError(ValueError):
 
 
 def config_dir() -> Path:
-    """``$OPTREPRO_CONFIG_DIR``, else ``configs/`` at the root of the checkout this package is installed from."""
+    """``$OPTREPRO_CONFIG_DIR``, else the configs that ship inside the package (``optrepro/configs``; the
+    checkout's top-level ``configs`` is a link to them)."""
     env = os.environ.get("OPTREPRO_CONFIG_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    path = Path(env) if env else Path(__file__).resolve().parent / "configs"
     if not (path / "train.yaml").is_file():
-        raise FileNotFoundError(
-            f"no train.yaml in {path}: install optrepro from a checkout (pip install -e .) "
-            "or point OPTREPRO_CONFIG_DIR at its configs/ folder"
-        )
+        where = "OPTREPRO_CONFIG_DIR" if env else "the installed package"
+        raise FileNotFoundError(f"no train.yaml in {path} ({where}): point OPTREPRO_CONFIG_DIR at a configs/ folder")
     return path
 
 
