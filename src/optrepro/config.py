@@ -168,6 +168,21 @@ def validate(cfg: DictConfig) -> None:
         )
 
 
+def register_resolvers() -> None:
+    """Sweep sub-directories: ``${optrepro.subdir:overrides,seed,size,max_members}`` -> 'overrides/seed=N'.
+
+    Ensembles get 'overrides/seeds=N-M' (the seeds the profile will really train), their members 'seed=K' inside.
+    """
+
+    def subdir(overrides: str, seed: int, size: int = 1, max_members: int | None = None) -> str:
+        size = min(size, max_members) if max_members else size  # what the profile will train
+        leaf = f"seed={seed}" if size == 1 else f"seeds={seed}-{seed + size - 1}"
+        return f"{overrides}/{leaf}" if overrides else leaf
+
+    if not OmegaConf.has_resolver("optrepro.subdir"):
+        OmegaConf.register_new_resolver("optrepro.subdir", subdir)
+
+
 def experiment_names() -> list[str]:
     """Every preset under configs/experiment, as the value of ``experiment=`` (e.g. 'ht/sine_f1')."""
     root = config_dir() / "experiment"
@@ -181,8 +196,6 @@ def compose(overrides: list[str] | None = None, hydra_config: bool = False) -> D
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
-
-    from optrepro.train import register_resolvers
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
