@@ -1,5 +1,5 @@
-"""ClassificationModule and AutoencodingModule: losses and terms against hand computations, and short runs on
-generated images that write the per-epoch rows the contract lists."""
+"""The classification and auto-encoding tasks in the one loop: losses and terms against hand computations, and short
+runs on generated images that write the per-epoch rows the contract lists."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf, open_dict
 from torch import nn
 
-from optrepro.config import ConfigError, compose, validate
+from optrepro.config import ConfigError, compose
+from optrepro.ensemble import SingleMember
+from optrepro.loop import TrainingLoop, squared_norms
 from optrepro.methods import Plain
-from optrepro.modules import AutoencodingModule, ClassificationModule
-from optrepro.modules.autoencoding import reconstruction_mse
-from optrepro.modules.classification import correct_count, cross_entropy, weight_decay_term
+from optrepro.tasks import Autoencoding, Classification
+from optrepro.tasks.images import correct_count, cross_entropy, reconstruction_error
 from optrepro.train import run
 
 TESTS = Path(__file__).parent
@@ -144,27 +145,35 @@ def test_a_diverged_run_run_again_resumes_as_diverged_at_the_same_epoch(tmp_path
 
 
 def test_image_tasks_refuse_an_ensemble(tmp_path):
-    with pytest.raises(ConfigError, match="ensemble.size=3 is not allowed for task.module=classification"):
-        validate(image_cfg(tmp_path, "ensemble.size=3"))
+    with pytest.raises(ConfigError, match="ensemble.size=3 is not allowed for task=cifar10"):
+        run(image_cfg(tmp_path, "ensemble.size=3"))
+    assert not (tmp_path / "run" / "summary.json").exists()  # refused before anything ran
 
 
-def test_ddp_is_refused_for_tasks_that_do_not_shard_their_data():
-    with pytest.raises(ConfigError, match="trainer.strategy=ddp is not allowed for task.module=regression"):
-        validate(compose(["experiment=ht/sine_f1", "trainer=ddp"]))
-    validate(compose(["task=cifar10", "method=plain", "trainer=ddp"]))
+def test_ddp_is_refused_for_tasks_that_do_not_shard_their_data(tmp_path):
+    cfg = compose(["experiment=ht/sine_f1", "trainer=ddp", f"paths.run_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="trainer.strategy=ddp is not allowed for task=sine"):
+        run(cfg)
 
 
 def test_soft_labels_give_the_cross_entropy_of_class_indices():
     logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]])
     labels = torch.tensor([0, 2])
     by_hand = -(logits.log_softmax(1)[torch.arange(2), labels]).mean()
-    assert cross_entropy(logits, labels) == pytest.approx(by_hand.item())
-    assert cross_entropy(logits, F.one_hot(labels, 3).float()) == pytest.approx(by_hand.item())
+    member = lambda t: t.unsqueeze(0)  # noqa: E731 - one member
+    assert cross_entropy(member(logits), member(labels)).mean() == pytest.approx(by_hand.item())
+    assert cross_entropy(member(logits), member(F.one_hot(labels, 3).float())).mean() == pytest.approx(by_hand.item())
     # a soft label [0.5, 0.5, 0]: the mean of the two classes' log-losses (HT's interpolated targets)
-    soft = torch.tensor([[0.5, 0.5, 0.0]])
+    soft = torch.tensor([[[0.5, 0.5, 0.0]]])
     want = -(logits[:1].log_softmax(1)[0, :2]).mean()
-    assert cross_entropy(logits[:1], soft) == pytest.approx(want.item())
-    assert correct_count(logits, F.one_hot(labels, 3).float()) == correct_count(logits, labels) == 2
+    assert cross_entropy(member(logits[:1]), soft).item() == pytest.approx(want.item())
+    assert correct_count(member(logits), member(F.one_hot(labels, 3).float())) == 2
+    assert correct_count(member(logits), member(labels)) == 2
+
+
+def fresh_epoch(loop: TrainingLoop) -> None:
+    """What on_train_epoch_start sets, without a trainer."""
+    loop._sums, loop._counts, loop._last_batch = torch.zeros(2, loop.size), torch.zeros(2), -1
 
 
 def test_the_weight_decay_term_is_half_lambda_times_the_squared_norm():
@@ -172,30 +181,30 @@ def test_the_weight_decay_term_is_half_lambda_times_the_squared_norm():
     model = TinyNet(3, 10)
     lam = 1e-4
     by_hand = lam / 2 * sum(float((p.detach() ** 2).sum()) for p in model.parameters())
-    assert float(weight_decay_term(model.parameters(), lam).detach()) == pytest.approx(by_hand, rel=1e-6)
-    # and the module adds exactly that to the cross-entropy it trains on
-    module = ClassificationModule(model, Plain(), torch.optim.SGD, lambda t: 1.0, weight_decay=lam)
-    module._sums, module._last_batch = torch.zeros(4), -1
+    assert lam / 2 * float(squared_norms(model.parameters(), 1).detach()) == pytest.approx(by_hand, rel=1e-6)
+    # and the loop adds exactly that to the cross-entropy it trains on
+    loop = TrainingLoop(SingleMember(model), Classification("cifar10"), Plain(), torch.optim.SGD, lambda t: 1.0,
+                        weight_decay=lam)
+    fresh_epoch(loop)
     x, y = torch.randn(5, 3, 32, 32), torch.tensor([0, 1, 2, 3, 4])
-    loss = module.training_step((x, y), 0).detach()
+    loss = loop.training_step((x, y), 0).detach()
     assert float(loss) == pytest.approx(float(F.cross_entropy(model(x), y).detach()) + by_hand, rel=1e-6)
-    assert module._sums.tolist()[1] == 1 and module._sums.tolist()[3] == 5  # one minibatch of five samples
+    assert loop._counts.tolist() == [1, 5]  # one minibatch of five samples
 
 
 def test_the_autoencoder_loss_is_the_mse_of_flattened_input_and_output():
     x = torch.randn(4, 1, 28, 28)
     out = torch.randn(4, 784)
     by_hand = sum(((out[i] - x[i].flatten()) ** 2).sum() / 784 for i in range(4)) / 4
-    assert float(reconstruction_mse(out, x)) == pytest.approx(float(by_hand), rel=1e-6)
-    assert float(reconstruction_mse(out, x, "sum")) == pytest.approx(4 * float(by_hand), rel=1e-6)
+    assert float(reconstruction_error(out[None], x[None]).mean()) == pytest.approx(float(by_hand), rel=1e-6)
 
     class Decoder(nn.Module):
         def forward(self, inputs):
             return out
 
-    module = AutoencodingModule(Decoder(), Plain(), torch.optim.SGD, lambda t: 1.0)
-    module._sums, module._last_batch = torch.zeros(4), -1
-    loss = module.training_step((x, torch.zeros(4, dtype=torch.long)), 0)
+    loop = TrainingLoop(SingleMember(Decoder()), Autoencoding("mnist"), Plain(), torch.optim.SGD, lambda t: 1.0)
+    fresh_epoch(loop)
+    loss = loop.training_step((x, torch.zeros(4, dtype=torch.long)), 0)
     assert float(loss) == pytest.approx(float(by_hand), rel=1e-6)
 
 
@@ -220,7 +229,7 @@ def test_ddp_on_two_cpu_processes_finishes_and_writes_its_summary(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "optrepro.train",
+        "optrepro.cli",
         "task=mnist5k",
         "method=plain",
         "model=tiny_test",
@@ -247,7 +256,7 @@ def test_a_th_preset_runs_with_ddp_on_two_cpu_processes(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "optrepro.train",
+        "optrepro.cli",
         "experiment=th/f4_6e",
         "profile=smoke",
         "trainer=ddp",

@@ -19,7 +19,8 @@ from optrepro.config import ConfigError, apply_profile, compose, validate
 from optrepro.data.paired import PairedImageDataModule, check_pair, convert, pair_indices, subset_indices
 from optrepro.methods import Constant, DataHomotopy, Staircase, mix_images, soft_labels
 from optrepro.models import VGGType
-from optrepro.modules.classification import cross_entropy as soft_cross_entropy
+from optrepro.methods.base import check_applicable
+from optrepro.tasks import Classification, make_task
 
 SHAPES = {  # channels, height, width, classes, mean, std
     "mnist": (1, 28, 28, 10, [0.1], [0.3]),
@@ -98,6 +99,11 @@ def test_mixture_and_soft_label_for_a_known_pair():
     assert soft_labels(torch.tensor([3]), torch.tensor([3]), 0.3, 10)[0, 3] == pytest.approx(1.0)
 
 
+def soft_cross_entropy(logits, target):
+    """The task's loss for one member, from plain [B, C] logits."""
+    return Classification("t", num_classes=logits.shape[1]).loss(logits[None], target[None])[0]
+
+
 def test_soft_label_cross_entropy_is_ordinary_cross_entropy_at_the_ends():
     logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 0.3, -0.7]])
     y_s, y_t = torch.tensor([0, 2]), torch.tensor([1, 2])
@@ -116,36 +122,45 @@ def test_soft_label_cross_entropy_is_ordinary_cross_entropy_at_the_ends():
 
 
 # -- the method's hook --------------------------------------------------------------------------------------------
-def test_classification_batch_moves_from_source_to_target(fake_images):
+def homotopy_on(dm, method) -> Classification:
+    """The method set up on ``dm``'s paired classification task, as the loop does before training."""
+    task = make_task("classification", "ht_mnist_fmnist", dm)
+    assert task.has_source and task.num_classes == 10
+    method.setup(task, dm)
+    return task
+
+
+def test_the_batch_hook_moves_from_source_to_target(fake_images):
     dm = datamodule()
     method = DataHomotopy("data_homotopy", Staircase(2, 1), source_epochs=1)
-    method.setup(dm)
+    task = homotopy_on(dm, method)
     x_s, y_s, x_t, y_t = next(iter(dm.train_dataloader()))
-    x, y = method.classification_batch((x_s, y_s, x_t, y_t), method.parameter(-1))  # source pre-training
-    assert x is x_s and y is y_s
-    x, y = method.classification_batch((x_s, y_s, x_t, y_t), method.parameter(0))  # lambda = 1/2
+    batch = task.batch((x_s, y_s, x_t, y_t))  # one member: [1, B, ...]
+    x, y = method.batch(batch, method.parameter(-1))  # source pre-training
+    assert torch.equal(x[0], x_s) and torch.equal(y[0], y_s)
+    x, y = method.batch(batch, method.parameter(0))  # lambda = 1/2
     assert method.parameter(0) == 0.5
-    assert torch.allclose(x, 0.5 * x_s + 0.5 * x_t)
-    assert y.shape == (4, 10) and torch.allclose(y.sum(1), torch.ones(4))
+    assert torch.allclose(x[0], 0.5 * x_s + 0.5 * x_t)
+    assert y.shape == (1, 4, 10) and torch.allclose(y.sum(-1), torch.ones(1, 4))
     for i in range(4):  # half a unit on the source's class, half on the target's (a full unit if they agree)
         expected = torch.zeros(10)
         expected[y_s[i]] += 0.5
         expected[y_t[i]] += 0.5
-        assert torch.equal(y[i], expected)
-    x, y = method.classification_batch((x_s, y_s, x_t, y_t), method.parameter(1))  # lambda = 1
-    assert x is x_t and y is y_t
+        assert torch.equal(y[0, i], expected)
+    x, y = method.batch(batch, method.parameter(1))  # lambda = 1
+    assert torch.equal(x[0], x_t) and torch.equal(y[0], y_t)
 
 
 def test_baselines_read_the_target_and_warm_start_pretrains_on_the_source(fake_images):
     dm = datamodule()
-    batch = next(iter(dm.train_dataloader()))
+    raw = next(iter(dm.train_dataloader()))
     warm = DataHomotopy("warm_start", Constant(1.0), source_epochs=3)
-    warm.setup(dm)
-    assert warm.classification_batch(batch, warm.parameter(-3))[1] is batch[1]
-    assert warm.classification_batch(batch, warm.parameter(0))[1] is batch[3]
+    batch = homotopy_on(dm, warm).batch(raw)
+    assert torch.equal(warm.batch(batch, warm.parameter(-3))[1][0], raw[1])
+    assert torch.equal(warm.batch(batch, warm.parameter(0))[1][0], raw[3])
     rand = DataHomotopy("random_init", Constant(1.0))
-    rand.setup(dm)
-    assert rand.classification_batch(batch, rand.parameter(0))[0] is batch[2]
+    homotopy_on(dm, rand)
+    assert torch.equal(rand.batch(batch, rand.parameter(0))[0][0], raw[2])
 
 
 # -- pairing -------------------------------------------------------------------------------------------------------
@@ -257,12 +272,12 @@ def test_refuses_an_ensemble_and_an_unknown_dataset(fake_images):
 
 
 def test_refuses_a_source_phase_without_a_source_task():
-    plain = types.SimpleNamespace(num_classes=10, name="fashion_mnist")  # an ImageDataModule: (x, y) only
-    with pytest.raises(ConfigError, match="serves one dataset.*task=ht_mnist_fmnist"):
-        DataHomotopy("warm_start", Constant(1.0), source_epochs=2).setup(plain)
-    DataHomotopy("random_init", Constant(1.0)).setup(plain)  # the target alone is fine
-    with pytest.raises(ConfigError, match="method.form='gaussian_filter'.*eq. 17-18"):
-        DataHomotopy("data_homotopy", Staircase(2, 1), form="gaussian_filter").setup(plain)
+    plain = make_task("classification", "fashion_mnist", types.SimpleNamespace(num_classes=10))  # (x, y) only
+    with pytest.raises(ConfigError, match="method=warm_start cannot train task=fashion_mnist: it trains on a source"):
+        check_applicable(DataHomotopy("warm_start", Constant(1.0), source_epochs=2), plain, 1)
+    check_applicable(DataHomotopy("random_init", Constant(1.0)), plain, 1)  # the target alone is fine
+    with pytest.raises(ConfigError, match="Gaussian filter averages real-valued targets.*task=sine"):
+        check_applicable(DataHomotopy("data_homotopy", Constant(1.0), form="gaussian_filter"), plain, 1)
 
 
 # -- the network ---------------------------------------------------------------------------------------------------
@@ -282,12 +297,13 @@ def test_a_few_homotopy_steps_through_the_datamodule(fake_images):
     torch.manual_seed(0)
     net = VGGType(3, dm.num_classes, 32, widths=[4, 8], hidden=8)
     method = DataHomotopy("data_homotopy", Staircase(2, 1), source_epochs=1)
-    method.setup(dm)
+    task = homotopy_on(dm, method)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     for epoch in (-1, 0):  # lambda = 0, then 1/2
-        for batch in dm.train_dataloader():
-            x, y = method.classification_batch(batch, method.parameter(epoch))
-            loss = soft_cross_entropy(net(x), y)
+        for raw in dm.train_dataloader():
+            x, y = method.batch(task.batch(raw), method.parameter(epoch))
+            x, y = x[0], y[0]
+            loss = F.cross_entropy(net(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -321,16 +337,6 @@ def test_shrunk_presets_keep_every_lambda_step(name, profile):
     assert cfg.trainer.epochs >= cfg.homotopy.gamma * cfg.homotopy.k + 1  # the staircase, then the target
 
 
-def _classification_ready() -> bool:
-    try:
-        import optrepro.data.images  # noqa: F401
-        from optrepro.train import MODULES
-    except ImportError:
-        return False
-    return "classification" in MODULES
-
-
-@pytest.mark.skipif(not _classification_ready(), reason="needs optrepro.data.images and the ClassificationModule")
 @pytest.mark.parametrize("name", ["ht/mnist_fmnist_f3a", "ht/mnist_cifar10_f3b"])
 @pytest.mark.parametrize("method", ["random_init", "warm_start", "data_homotopy"])
 def test_preset_runs_at_profile_smoke(name, method, tmp_path):

@@ -15,7 +15,7 @@ from conftest import read_metrics
 
 from optrepro.config import compose
 from optrepro.data.ode import ODEDataModule
-from optrepro.modules import ClassificationModule, TrajectoryModule
+from optrepro.loop import TrainingLoop
 from optrepro.train import run
 
 CHECKPOINT_EVERY_EPOCH = ["trainer.checkpoint=true", "trainer.checkpoint_every=1"]
@@ -61,7 +61,7 @@ def test_an_interrupted_gc_run_resumes_its_learned_lambda(tmp_path, monkeypatch)
     ]
     straight_dir, resumed_dir = tmp_path / "straight", tmp_path / "resumed"
     run(compose([*overrides, f"paths.run_dir={straight_dir}"]))
-    interrupted_then_resumed(overrides, resumed_dir, ClassificationModule, 2, monkeypatch)
+    interrupted_then_resumed(overrides, resumed_dir, TrainingLoop, 2, monkeypatch)
 
     straight, resumed = read_metrics(straight_dir), read_metrics(resumed_dir)
     assert list(straight.epoch) == list(resumed.epoch) == [0, 1, 2, 3]
@@ -93,7 +93,7 @@ def test_an_interrupted_image_run_ends_as_the_uninterrupted_one(tmp_path, monkey
     ]
     straight_dir, resumed_dir = tmp_path / "straight", tmp_path / "resumed"
     expected = run(compose([*overrides, f"paths.run_dir={straight_dir}"]))
-    metrics = interrupted_then_resumed(overrides, resumed_dir, ClassificationModule, 1, monkeypatch)
+    metrics = interrupted_then_resumed(overrides, resumed_dir, TrainingLoop, 1, monkeypatch)
 
     straight, resumed = read_metrics(straight_dir), read_metrics(resumed_dir)
     assert list(straight.epoch) == list(resumed.epoch) == [0, 1, 2, 3]  # no row lost, none twice
@@ -113,14 +113,14 @@ def test_a_diverged_trajectory_run_stays_diverged_when_run_again(tmp_path, monke
     overrides = ["experiment=gc/lotka_volterra_f6", "profile=smoke", "profile.count_scale=1", "trainer.epochs=4"]
     overrides += ["method=plain", *CHECKPOINT_EVERY_EPOCH]
     cfg = compose([*overrides, f"paths.run_dir={tmp_path}"])
-    original = TrajectoryModule._mse
+    original = TrainingLoop.evaluate
 
-    def nan_from_epoch_1(self, data):
-        mse = original(self, data)
-        return mse * float("nan") if self.budget_epoch >= 1 else mse
+    def nan_from_epoch_1(self, split):
+        metrics = original(self, split)
+        return {k: v * float("nan") for k, v in metrics.items()} if self.budget_epoch >= 1 else metrics
 
     with monkeypatch.context() as patch:
-        patch.setattr(TrajectoryModule, "_mse", nan_from_epoch_1)
+        patch.setattr(TrainingLoop, "evaluate", nan_from_epoch_1)
         first = run(cfg)
     rows = read_metrics(tmp_path)
     assert first["runs/diverged"] == 1 and summary(tmp_path)["diverged_at_epoch"] == 1

@@ -79,7 +79,7 @@ def test_wandb_failure_does_not_fail_the_run(make_cfg, monkeypatch):
 def test_interrupted_run_resumes_from_its_checkpoint_and_ends_as_if_uninterrupted(
     make_cfg, tmp_path, monkeypatch, capsys, crash
 ):
-    from optrepro.modules import RegressionModule
+    from optrepro.loop import TrainingLoop as RegressionModule
 
     overrides = ("trainer.checkpoint=true", "trainer.checkpoint_every=1", "trainer.epochs=4", "ensemble.size=2")
     run(make_cfg(*overrides, run_dir=tmp_path / "straight"))

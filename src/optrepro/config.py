@@ -109,19 +109,6 @@ def validate(cfg: DictConfig) -> None:
     _require(cfg, "task.pad_to", lambda v: _is_int(v) and v >= 1, "an integer (image side) or null")
     _require(cfg, "weight_decay", lambda v: v >= 0, ">= 0 (lambda of the term lambda/2 ||theta||^2)")
     _require(cfg, "train_metrics", lambda v: v in ("minibatch", "full"), "minibatch or full")
-    module = OmegaConf.select(cfg, "task.module", default=None)
-    size = OmegaConf.select(cfg, "ensemble.size", default=1)
-    if module in ("classification", "autoencoding") and size != 1:
-        raise ConfigError(
-            f"ensemble.size={size} is not allowed for task.module={module}: image tasks train one model per run; "
-            f"use ensemble.size=1 and sweep seeds (seed=0,1,2 -m)"
-        )
-    strategy = str(OmegaConf.select(cfg, "trainer.strategy", default="auto"))
-    if "ddp" in strategy and module not in ("classification", "autoencoding"):
-        raise ConfigError(
-            f"trainer.strategy={strategy} is not allowed for task.module={module}: only image tasks shard their data "
-            f"across processes; run this task with trainer=cpu or trainer=gpu"
-        )
     _require(cfg, "grid_epochs", lambda v: _is_int(v) and v >= 1, "an integer >= 1 (epochs of a grid-search run)")
     _require(cfg, "homotopy.source_epochs", lambda v: _is_int(v) and v >= 0, "an integer >= 0")
     _require(cfg, "homotopy.gamma", lambda v: _is_int(v) and v >= 1, "an integer >= 1")

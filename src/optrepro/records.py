@@ -120,9 +120,18 @@ def member_dirs(run_dir: Path, seeds: list[int]) -> list[Path]:
 class MemberLog:
     """Per-member metrics files and summaries of a run that trains one or several seeds at once."""
 
-    def __init__(self, run_dir: Path, seeds: list[int], resume_before_epoch: int | None = None):
-        """``resume_before_epoch``: continue an interrupted run, keeping the rows of earlier epochs only."""
+    def __init__(
+        self,
+        run_dir: Path,
+        seeds: list[int],
+        directions: dict[str, str] | None = None,
+        resume_before_epoch: int | None = None,
+    ):
+        """``directions``: metric -> ``min`` or ``max``, the metrics whose best value the summary records (the
+        task's declared metrics). ``resume_before_epoch``: continue an interrupted run, keeping the rows of earlier
+        epochs only."""
         self.seeds = list(seeds)
+        self.directions = dict(directions or {})
         self.dirs = member_dirs(run_dir, seeds)
         self.csv = [MetricsCSV(d / METRICS) for d in self.dirs]
         self.rows: list[dict[str, float]] = [{} for _ in seeds]  # last row of each member
@@ -138,8 +147,8 @@ class MemberLog:
         self.csv[i].write(row)
         self.rows[i] = row
         for k, v in row.items():
-            if "/" in k and isinstance(v, float) and math.isfinite(v):
-                better = min if ("loss" in k or "err" in k) else max
+            if k in self.directions and isinstance(v, float) and math.isfinite(v):
+                better = min if self.directions[k] == "min" else max
                 self.best[i][k] = better(self.best[i].get(k, v), v)
 
     def mark_diverged(self, i: int, epoch: int) -> None:

@@ -1,8 +1,8 @@
-"""Entry point ``optrepro-train``: a pure ``run(cfg) -> dict`` and a thin Hydra wrapper around it.
+"""One run: ``run(cfg) -> dict``, called by ``optrepro-train`` (``optrepro.cli``), tests and scripts.
 
-run(cfg): profile -> checks -> skip if already completed -> seed -> datamodule -> members (one model or a vmapped
-ensemble) -> LightningModule with the method and optimizer -> loggers and callbacks -> Trainer.fit ->
-per-member ``metrics.csv`` and ``summary.json``, and the run's own ``summary.json``.
+run(cfg): profile -> checks -> skip if already completed -> seed -> datamodule and task -> members (one model or a
+vmapped ensemble) -> the one loop (``optrepro.loop``) with the method and optimizer -> loggers and callbacks ->
+Trainer.fit -> per-member ``metrics.csv`` and ``summary.json``, and the run's own ``summary.json``.
 """
 
 from __future__ import annotations
@@ -23,22 +23,14 @@ from optrepro.checkpoints import LAST, LastCheckpoint, resumable_epoch
 from optrepro.config import ConfigError, apply_profile, config_dir, validate
 from optrepro.ensemble import build_members
 from optrepro.loggers import build_loggers, finish_loggers
-from optrepro.modules import AutoencodingModule, ClassificationModule, RegressionModule, TrajectoryModule
+from optrepro.loop import TrainingLoop
+from optrepro.methods.base import check_applicable
 from optrepro.progress import CompactProgress
 from optrepro.records import MemberLog, Timer, provenance, read_summary, write_summary
+from optrepro.tasks import make_task, task_class
 from optrepro.utils import build, config_hash
 
 log = logging.getLogger("optrepro")
-
-MODULES = {
-    "regression": RegressionModule,
-    "trajectory": TrajectoryModule,
-    "classification": ClassificationModule,
-    "autoencoding": AutoencodingModule,
-}
-#: modules that train one ordinary model per run (no vmapped ensemble); the model config states its input channels
-#: and classes, usually as ``${task.channels}`` and ``${task.num_classes}`` (keys of the image task configs)
-SINGLE_MODEL = ("classification", "autoencoding")
 
 
 def _hydra_context() -> tuple[Path | None, bool, str]:
@@ -77,8 +69,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     tag = f"{cfg.name} {tag} seed={cfg.seed}".replace("  ", " ")
     quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    _check_task(cfg, task_class(cfg.task.module), len(seeds))
     datamodule = build(cfg.task, seeds=seeds, limit_batches=cfg.trainer.limit_batches)
+    task = make_task(cfg.task.module, cfg.task.name, datamodule)
     method = build(cfg.method, keep=("name",))
+    check_applicable(method, task, len(seeds))
     optimizer = build(cfg.optimizer, _partial_=True)
     if len(seeds) > 1 and not getattr(optimizer.func, "elementwise", True):
         raise ConfigError(
@@ -88,23 +83,19 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     keep_before = None if resume_at is None else resume_at - method.source_epochs
     # Under DDP every rank runs this function; only rank 0 writes metrics and summaries.
     writer = rank_zero_only.rank == 0
-    member_log = MemberLog(run_dir, seeds, resume_before_epoch=keep_before)
-    members = build_members(lambda: build(cfg.model), seeds)
+    member_log = MemberLog(run_dir, seeds, task.metrics(), resume_before_epoch=keep_before)
+    members = build_members(lambda: build(cfg.model), seeds, compile=cfg.trainer.compile)
     lr_schedule = build(cfg.schedule, total=cfg.trainer.epochs)
-    if cfg.task.module in SINGLE_MODEL:
-        module = MODULES[cfg.task.module](
-            members.model,
-            method,
-            optimizer=optimizer,
-            lr_schedule=lr_schedule,
-            log=member_log if writer else None,
-            weight_decay=cfg.get("weight_decay", 0.0),
-            train_metrics=cfg.get("train_metrics", "minibatch"),
-            compile=cfg.trainer.get("compile", False),
-        )
-    else:
-        rows = member_log if writer else None
-        module = MODULES[cfg.task.module](members, method, optimizer=optimizer, lr_schedule=lr_schedule, log=rows)
+    module = TrainingLoop(
+        members,
+        task,
+        method,
+        optimizer=optimizer,
+        lr_schedule=lr_schedule,
+        log=member_log if writer else None,
+        weight_decay=cfg.weight_decay,
+        train_metrics=cfg.train_metrics,
+    )
     resolved = OmegaConf.to_container(cfg, resolve=True)
     loggers = build_loggers(cfg.logger, run_dir, cfg.name, [str(t) for t in cfg.get("tags", [])], resolved)
     interactive = sys.stderr.isatty() and not multirun and len(seeds) == 1
@@ -142,9 +133,29 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         write_summary(run_dir, {**summaries[0], "metrics": metrics})
     else:
         members = {s["seed"]: s["status"] for s in summaries}
-        status = "failed" if failed else "completed"
+        status = "failed" if failed else "completed" if metrics["runs/completed"] else "diverged"
         write_summary(run_dir, {**base, "kind": "ensemble", "status": status, "members": members, "metrics": metrics})
     return metrics
+
+
+def _check_task(cfg: DictConfig, task, members: int) -> None:
+    """Refuse, before training, what this kind of task (its class) cannot do."""
+    if members > 1 and not task.supports_ensemble:
+        raise ConfigError(
+            f"ensemble.size={members} is not allowed for task={cfg.task.name}: this task trains one model per run; use "
+            "ensemble.size=1 and sweep seeds (seed=0,1,2 -m)"
+        )
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    if "ddp" in strategy and not task.shards_data:
+        raise ConfigError(
+            f"trainer.strategy={strategy} is not allowed for task={cfg.task.name}: only image tasks shard their data "
+            "across processes; run this task with trainer=cpu or trainer=gpu"
+        )
+    if cfg.trainer.compile and members > 1:
+        raise ConfigError(
+            f"trainer.compile=true is not allowed with ensemble.size={members}: only a single model is compiled "
+            "(a vmapped ensemble is not)"
+        )
 
 
 def _trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, loggers: list, callbacks: list, bar: bool) -> L.Trainer:

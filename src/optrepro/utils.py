@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 # Keys that describe a config node for people and reports but are not constructor arguments.
-META_KEYS = ("name", "module")
+META_KEYS = ("name", "module", "train_metrics")
 
 
 def build(node: DictConfig | dict, *args: Any, keep: tuple[str, ...] = (), **kwargs: Any) -> Any:

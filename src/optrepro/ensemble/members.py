@@ -30,7 +30,8 @@ class Members(nn.Module):
 
 
 class SingleMember(Members):
-    """One ordinary model, fed batches with a member dimension of size 1."""
+    """One ordinary model, fed batches with a member dimension of size 1 (a tensor, or a tuple of tensors: the
+    neural ODE's ``(mu, x0)``)."""
 
     size = 1
 
@@ -38,8 +39,9 @@ class SingleMember(Members):
         super().__init__()
         self.model = model
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x[0]).unsqueeze(0)
+    def forward(self, x: Tensor | tuple[Tensor, ...]) -> Tensor:
+        inputs = tuple(t[0] for t in x) if isinstance(x, tuple | list) else x[0]
+        return self.model(inputs).unsqueeze(0)
 
     def member_state_dict(self, i: int) -> dict[str, Tensor]:
         return self.model.state_dict()
@@ -81,10 +83,17 @@ class VmappedEnsemble(Members):
         return {k: v[i].detach().clone() for k, v in {**params, **buffers}.items()}
 
 
-def build_members(make_model: Callable[[], nn.Module], seeds: list[int]) -> Members:
-    """One model per seed, each initialized from its own seed, as a single model or a vmapped ensemble."""
+def build_members(make_model: Callable[[], nn.Module], seeds: list[int], compile: bool = False) -> Members:
+    """One model per seed, each initialized from its own seed, as a single model or a vmapped ensemble.
+
+    ``compile``: the single model goes through ``torch.compile`` (a vmapped ensemble is not compiled).
+    """
     models = []
     for s in seeds:
         torch.manual_seed(member_seed(s, INIT_STREAM))
         models.append(make_model())
-    return SingleMember(models[0]) if len(models) == 1 else VmappedEnsemble(models)
+    if len(models) > 1:
+        if compile:
+            raise ValueError("compile=True is for a single model; a vmapped ensemble is not compiled")
+        return VmappedEnsemble(models)
+    return SingleMember(torch.compile(models[0]) if compile else models[0])

@@ -1,11 +1,15 @@
-"""The interface every method implements; the LightningModules call these hooks and know nothing else.
+"""The interface every method implements; the one training loop (``optrepro.loop``) calls these hooks and knows
+nothing else.
 
-A training step of any LightningModule goes through the hooks in this order (DESIGN.md "Methods"):
+Every training step of every task goes through the hooks in this order (docs/architecture.md "One loop"):
 
-    x, target = method.regression_batch(batch, lam)       # or classification_batch: what the data is (HT)
-    loss = method.objective(model, x, target, loss_fn, lam)   # where and how the loss is evaluated (GC, HTA)
-    loss.backward()
-    method.after_backward(model)                          # the method's own update (GC's learned lambda)
+    x, target = method.batch(task.batch(raw), lam)               # what the data is (HT)
+    losses = method.objective(model, x, target, task.loss, lam)  # where and how the loss is evaluated (GC, HTA)
+    losses.sum().backward()                                      # [members]: each member its own gradient
+    method.after_backward(model)                                 # the method's own update (GC's learned lambda)
+
+Before training, ``requirements()`` says what the method needs of the task and the model (a source task, real
+targets, a single member); a method that a task cannot serve is refused with the reason, never run as a no-op.
 
 A method that learns state of its own outside the model (GC's s and its optimizer) returns it from ``state_dict``
 and takes it back in ``load_state_dict``: the LightningModules store it in the checkpoint, so that a resumed run
@@ -25,6 +29,15 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from optrepro.config import ConfigError
+
+#: what a method may need, and how a run provides it (``check_applicable``)
+NEEDS = {
+    "source": "a task that serves a source task beside the target (task=sine, ht_mnist_fmnist, ht_mnist_cifar10)",
+    "real_targets": "real-valued targets on shared inputs (task=sine)",
+    "single_member": "one model per run (ensemble.size=1)",
+}
+
 
 class Method:
     """A way of moving a homotopy parameter along a schedule while training.
@@ -43,22 +56,18 @@ class Method:
         """The homotopy parameter during ``epoch``."""
         raise NotImplementedError
 
-    def setup(self, datamodule: Any) -> None:
-        """Called once before training with the prepared datamodule."""
+    def requirements(self) -> dict[str, str]:
+        """What this method needs (keys of ``NEEDS``), each with the reason (default: nothing)."""
+        return {}
+
+    def setup(self, task: Any, datamodule: Any) -> None:
+        """Called once before training with the task object and the datamodule."""
 
     # -- data: before the forward pass --------------------------------------------------------------------------
-    def regression_batch(self, batch: Any, parameter: float) -> tuple[Any, Any]:
-        """Map a raw regression batch to (inputs, targets) for the current parameter (default: the batch's first
-        entry and its last, the target task's targets: ``(x, y)``, or the sine task's ``(x, y_source, y_target)``)."""
-        return batch[0], batch[-1]
-
-    def classification_batch(self, batch: Any, parameter: float) -> tuple[Tensor, Tensor]:
-        """Map a raw classification batch to (inputs, targets); targets are class indices [B] or soft labels [B, C].
-
-        Default: the target task's pair, unchanged: a batch is ``(x, y)``, or ``(x_source, y_source, x, y)`` when a
-        datamodule serves a source task beside the target (HT classification); the last two are the target's.
-        """
-        return batch[-2], batch[-1]
+    def batch(self, batch: Any, parameter: float) -> tuple[Any, Tensor]:
+        """(inputs, targets) to train on from a task's ``Batch`` at the current parameter (default: the target
+        task's pair, unchanged)."""
+        return batch.x, batch.y
 
     # -- the model and the objective ----------------------------------------------------------------------------
     def wrap_model(self, model: nn.Module) -> nn.Module:
@@ -72,7 +81,8 @@ class Method:
     def objective(
         self, model: nn.Module, x: Tensor, target: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor], parameter: float
     ) -> Tensor:
-        """The loss that is differentiated this step (default: ``loss_fn(model(x), target)``)."""
+        """The loss of each member that is differentiated this step, ``[members]`` (default:
+        ``loss_fn(model(x), target)``)."""
         return loss_fn(model(x), target)
 
     def after_backward(self, model: nn.Module) -> None:
@@ -102,3 +112,15 @@ class Plain(Method):
 
     def parameter(self, epoch: int) -> float:
         return 1.0
+
+
+def check_applicable(method: Method, task: Any, members: int) -> None:
+    """Refuse, before training, a method that this task or this number of members cannot serve."""
+    has = {"source": task.has_source, "real_targets": task.real_targets, "single_member": members == 1}
+    for need, why in method.requirements().items():
+        if not has[need]:
+            raise ConfigError(
+                f"method={method.name} cannot train task={task.name}"
+                + (f" with ensemble.size={members}" if need == "single_member" else "")
+                + f": {why}, so it needs {NEEDS[need]}"
+            )

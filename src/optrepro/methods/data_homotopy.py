@@ -15,7 +15,6 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from optrepro.config import ConfigError
 from optrepro.methods.base import Method
 
 FORMS = ("exact", "gaussian_filter")
@@ -81,49 +80,35 @@ class DataHomotopy(Method):
             raise ValueError(f"lambda must lie in [0, 1] (HT eq. 14 interpolates), got {lam} at epoch {epoch}")
         return lam
 
-    def setup(self, datamodule) -> None:
+    def requirements(self) -> dict[str, str]:
+        needs = {}
+        if self.source_epochs > 0 or self.parameter(0) < 1.0:
+            needs["source"] = "it trains on a source task before or while it moves to the target (HT Algorithm 1)"
+        if self.form == "gaussian_filter":
+            needs["real_targets"] = "its Gaussian filter averages real-valued targets over inputs (HT eq. 21-22)"
+        return needs
+
+    def setup(self, task, datamodule) -> None:
         # The filter samples target pairs from the target task's training set, per member, read at each batch
         # so that it is wherever the datamodule has moved the data (no copy per step).
-        self._datamodule = datamodule
-        self.num_classes = getattr(datamodule, "num_classes", None)
-        if self.num_classes is not None and self.form != "exact":
-            raise ConfigError(
-                f"method.form={self.form!r} is a regression form (HT eq. 21-22); classification mixes paired "
-                "images (eq. 17-18): use method.form=exact"
-            )
-        needs_source = self.source_epochs > 0 or self.parameter(0) < 1.0
-        if self.num_classes is not None and needs_source and not hasattr(datamodule, "source_name"):
-            raise ConfigError(
-                f"method={self.name} trains on a source task first, but task={getattr(datamodule, 'name', '?')} "
-                "serves one dataset: pick a paired task (task=ht_mnist_fmnist or task=ht_mnist_cifar10), or "
-                "method=random_init"
-            )
+        self._task, self._datamodule = task, datamodule
 
-    def classification_batch(self, batch: tuple[Tensor, ...], lam: float) -> tuple[Tensor, Tensor]:
-        """HT eq. 17-18 on a paired batch ``(x_s, y_s, x_t, y_t)``: (x_lambda, soft labels [B, C]).
+    def batch(self, batch, lam: float) -> tuple[Tensor, Tensor]:
+        """HT eq. 14 (targets on shared inputs) or eq. 17-18 (paired images and soft labels) at ``lam``.
 
-        At lambda = 0 (source pre-training) and lambda = 1 the soft label is one-hot, and cross-entropy against a
-        one-hot vector equals cross-entropy against its class index: the hook then returns the pair of that task
-        with class indices (no mixing arithmetic, and accuracy stays defined). A plain batch ``(x, y)`` is the
-        target task itself (random initialization on an ordinary image task).
+        At lambda = 0 (source pre-training) the batch is the source task's pair and at lambda = 1 the target's,
+        with class indices for images (cross-entropy against a one-hot vector equals that against its index: no
+        mixing arithmetic, and accuracy stays defined).
         """
-        if len(batch) == 2:
-            if lam < 1.0:
-                raise ConfigError(f"method={self.name} at lambda={lam:g} needs paired batches (x_s, y_s, x_t, y_t)")
-            return batch[0], batch[1]
-        x_s, y_s, x_t, y_t = batch
-        if lam == 0.0:
-            return x_s, y_s
-        if lam == 1.0:
-            return x_t, y_t
-        return mix_images(x_s, x_t, lam), soft_labels(y_s, y_t, lam, self.num_classes)
-
-    def regression_batch(self, batch: tuple[Tensor, Tensor, Tensor], lam: float) -> tuple[Tensor, Tensor]:
-        x, y_source, y_target = batch
+        y = batch.y
         if self.form == "gaussian_filter" and lam > 0:
-            pool_x, pool_y = self._datamodule.train.x, self._datamodule.train.y_target
-            idx = torch.randint(pool_x.shape[1], (pool_x.shape[0], self.filter_samples, 1), device=x.device)
-            y_target = gaussian_filter_targets(
-                x, torch.gather(pool_x, 1, idx), torch.gather(pool_y, 1, idx), self.filter_std
-            )
-        return x, homotopy_targets(y_source, y_target, lam)
+            pool_x, pool_y = self._task.target_pool(self._datamodule)
+            idx = torch.randint(pool_x.shape[1], (pool_x.shape[0], self.filter_samples, 1), device=batch.x.device)
+            y = gaussian_filter_targets(batch.x, torch.gather(pool_x, 1, idx), torch.gather(pool_y, 1, idx), self.filter_std)
+        if lam >= 1.0:
+            return batch.x, y
+        x_source = batch.x if batch.x_source is None else batch.x_source
+        if lam <= 0.0:
+            return x_source, batch.y_source
+        x = batch.x if batch.x_source is None else mix_images(batch.x_source, batch.x, lam)
+        return x, self._task.mix_targets(batch.y_source, y, lam)

@@ -96,6 +96,12 @@ class GaussianContinuation(Method):
         self._m = 0
         self.last_s_grad: Tensor | None = None  # the last estimate of dg/ds (regularization included)
 
+    def requirements(self) -> dict[str, str]:
+        return {
+            "single_member": "its noise is drawn, and its lambda learned, for the parameters of one run "
+            "(a vmapped ensemble would share them across members)"
+        }
+
     @property
     def lambda0(self) -> float:
         return math.exp(self.s0)

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from optrepro.config import ConfigError
 from optrepro.methods.base import Method
 
 SPLITS = ("units", "layers", "random")
@@ -191,13 +192,23 @@ class HTA(Method):
         self.split, self.anchor, self.anchor_std, self.seed = split, anchor, anchor_std, seed
         self._last: dict[str, Tensor] = {}
 
+    def requirements(self) -> dict[str, str]:
+        return {
+            "single_member": "it splits one network's parameters into two groups per layer and couples two copies "
+            "of them (the stacked parameters of an ensemble would be split along the members)"
+        }
+
     def parameter(self, epoch: int) -> float:
         return float(self.schedule(epoch))
 
     def wrap_model(self, model: nn.Module) -> CoupledCopies:
         names = scoped_names(model, self.scope)
         if not names:
-            raise ValueError(f"method.scope={self.scope!r} selects no parameter of {type(model).__name__}")
+            network = getattr(model, "model", model)  # the network inside a SingleMember
+            raise ConfigError(
+                f"method={self.name} cannot train this model: method.scope={self.scope!r} selects no parameter of "
+                f"{type(network).__name__}"
+            )
         masks = split_masks(model, names, self.split, self.seed)
         params = dict(model.named_parameters())
         if self.anchor == "init":
