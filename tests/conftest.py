@@ -65,3 +65,21 @@ def keep_figures(monkeypatch, module) -> dict:
 
     monkeypatch.setattr(module, "save", keep)
     return drawn
+
+
+def under_hydra(overrides: list[str], output_dir: Path):
+    """The job config of ``optrepro-train overrides`` with Hydra's run context set as for a job writing into
+    ``output_dir`` (so that ``run`` saves ``.hydra/config.yaml`` there, as under the command line)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    full = compose([*overrides, f"hydra.run.dir={output_dir}"], hydra_config=True)
+    with open_dict(full):
+        full.hydra.runtime.output_dir = str(output_dir)
+    HydraConfig.instance().set_config(full)
+    job = full.copy()
+    with open_dict(job):
+        del job["hydra"]
+    (output_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(job, output_dir / ".hydra" / "config.yaml")  # what Hydra's run_job saves before the task runs
+    return job

@@ -183,8 +183,9 @@ def test_the_weight_decay_term_is_half_lambda_times_the_squared_norm():
     by_hand = lam / 2 * sum(float((p.detach() ** 2).sum()) for p in model.parameters())
     assert lam / 2 * float(squared_norms(model.parameters(), 1).detach()) == pytest.approx(by_hand, rel=1e-6)
     # and the loop adds exactly that to the cross-entropy it trains on
-    loop = TrainingLoop(SingleMember(model), Classification("cifar10"), Plain(), torch.optim.SGD, lambda t: 1.0,
-                        weight_decay=lam)
+    loop = TrainingLoop(
+        SingleMember(model), Classification("cifar10"), Plain(), torch.optim.SGD, lambda t: 1.0, weight_decay=lam
+    )
     fresh_epoch(loop)
     x, y = torch.randn(5, 3, 32, 32), torch.tensor([0, 1, 2, 3, 4])
     loss = loop.training_step((x, y), 0).detach()

@@ -1,9 +1,16 @@
 """Every preset composes, survives each profile's shrinking and the value checks, and runs at profile=smoke."""
 
+from types import SimpleNamespace
+
+import pandas as pd
 import pytest
+import torch
+from conftest import under_hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from optrepro.config import apply_profile, compose, config_dir, experiment_names, validate
+from optrepro.ensemble import SingleMember, VmappedEnsemble
 from optrepro.train import run
 
 PRESETS = experiment_names()
@@ -24,15 +31,75 @@ def test_preset_composes_and_validates(name, profile):
     assert cfg.name == name
 
 
+@pytest.fixture
+def no_hydra_context():
+    yield
+    HydraConfig.instance().cfg = None  # the next test composes without a job context
+
+
 @pytest.mark.parametrize("name", PRESETS)
-def test_preset_runs_at_profile_smoke(name, tmp_path):
-    cfg = compose([f"experiment={name}", "profile=smoke", f"paths.run_dir={tmp_path}"])
+def test_preset_runs_at_profile_smoke_and_saves_the_config_that_ran(name, tmp_path, no_hydra_context):
+    cfg = under_hydra([f"experiment={name}", "profile=smoke"], tmp_path)
     metrics = run(cfg)
     assert isinstance(metrics[cfg.monitor], float)
+    ran = apply_profile(cfg)
     if cfg.task.module != "toy":
         # smoke keeps up to two seeds of an ensemble; image presets train one seed per run
-        assert metrics["runs/completed"] == apply_profile(cfg).ensemble.size
+        assert metrics["runs/completed"] == ran.ensemble.size
     assert (tmp_path / "summary.json").is_file()
+    saved = OmegaConf.load(tmp_path / ".hydra" / "config.yaml")
+    composed = OmegaConf.load(tmp_path / ".hydra" / "composed.yaml")  # Hydra's own, before the profile
+    assert OmegaConf.to_container(saved, resolve=True) == OmegaConf.to_container(ran, resolve=True)
+    assert composed.trainer.epochs == cfg.trainer.epochs
+    if cfg.task.module != "toy":
+        for metrics_csv in tmp_path.rglob("metrics.csv"):  # every member's rows: the target epochs that ran
+            rows = pd.read_csv(metrics_csv)
+            assert (rows.epoch >= 0).sum() == saved.trainer.epochs, metrics_csv
+
+
+#: stands in for any datamodule, paired (a source task beside the target) or not
+NO_DATA = SimpleNamespace(source_name="source", num_classes=10)
+
+
+class FitNothing:
+    """Stands in for the Trainer: records what it was built with and trains nothing."""
+
+    built: list[dict] = []
+
+    def __init__(self, cfg, run_dir, max_epochs, loggers, callbacks, bar):
+        FitNothing.built.append({"max_epochs": max_epochs})
+        self.interrupted = False
+
+    def fit(self, module, datamodule=None, ckpt_path=None):
+        FitNothing.built[-1]["source_epochs"] = module.method.source_epochs
+
+
+@pytest.mark.parametrize("name", [n for n in PRESETS])
+@pytest.mark.parametrize("profile", ["paper", "quick"])
+def test_the_saved_config_is_the_config_the_trainer_gets(name, profile, tmp_path, monkeypatch, no_hydra_context):
+    """At paper and quick scale nothing is trained here: the Trainer (or the toy's loop) is replaced by a recorder,
+    and the saved ``.hydra/config.yaml`` must state the epochs (and toy settings) it was given, not the preset's."""
+    import optrepro.train as train
+
+    cfg = under_hydra([f"experiment={name}", f"profile={profile}"], tmp_path)
+    monkeypatch.setattr(train, "build_trainer", FitNothing)
+    toys = []
+    monkeypatch.setattr(train, "run_toy", lambda cfg, run_dir, chash: toys.append(cfg) or {})
+    FitNothing.built = []
+    if cfg.task.module != "toy":  # no data, no network: only the config and the Trainer's epochs matter here
+        monkeypatch.setattr(train, "build_members", lambda make, seeds, compile=False: _members(len(seeds)))
+        build = train.build
+        monkeypatch.setattr(train, "build", lambda node, *a, **k: NO_DATA if "seeds" in k else build(node, *a, **k))
+    run(cfg)
+    saved = OmegaConf.load(tmp_path / ".hydra" / "config.yaml")
+    if cfg.task.module == "toy":
+        assert OmegaConf.to_container(saved.task) == OmegaConf.to_container(toys[0].task)
+        return
+    (built,) = FitNothing.built
+    assert saved.trainer.epochs + built["source_epochs"] == built["max_epochs"]
+    assert saved.trainer.epochs == apply_profile(cfg).trainer.epochs
+    if profile == "quick" and cfg.trainer.epochs >= 100:
+        assert saved.trainer.epochs < cfg.trainer.epochs  # the profile's scale, not the preset's
 
 
 def test_quick_profile_keeps_the_schedule_shape():
@@ -65,3 +132,12 @@ def test_launchers_compose(launcher, target):
     assert cfg.hydra.launcher._target_.endswith(target)
     if launcher == "slurm":
         assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.timeout_min == 720
+
+
+def _members(n: int):
+    """Members of a two-weight model (a convolution and a linear layer, so that every HTA scope selects one): the
+    preset's network is not built when nothing trains."""
+    models = [
+        torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), torch.nn.Flatten(), torch.nn.Linear(1, 1)) for _ in range(n)
+    ]
+    return SingleMember(models[0]) if n == 1 else VmappedEnsemble(models)

@@ -1,4 +1,4 @@
-"""An ensemble member is the same run as that seed alone (DESIGN.md "Many seeds at once")."""
+"""An ensemble member is the same run as that seed alone (docs/architecture.md "Many seeds at once")."""
 
 import numpy as np
 import torch

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from optrepro.config import ConfigError, apply_profile, compose, validate
 from optrepro.data.paired import PairedImageDataModule, check_pair, convert, pair_indices, subset_indices
 from optrepro.methods import Constant, DataHomotopy, Staircase, mix_images, soft_labels
-from optrepro.models import VGGType
 from optrepro.methods.base import check_applicable
+from optrepro.models import VGGType
 from optrepro.tasks import Classification, make_task
 
 SHAPES = {  # channels, height, width, classes, mean, std
@@ -400,7 +400,7 @@ def test_report_figure_three_medians_and_subset_label(tmp_path):
 
 
 def test_report_figure_six_from_data_or_generated(fake_images, tmp_path, monkeypatch):
-    from optrepro.report.ht import mixture_picture
+    from optrepro.illustrations import mixture_picture
 
     [item] = mixture_picture(tmp_path)
     assert "[0, 0, 0.5, 0, 0, 0.5, 0, 0, 0, 0]" in item["caption"]

@@ -25,7 +25,7 @@ def config_dir() -> Path:
 
 
 def apply_profile(cfg: DictConfig) -> DictConfig:
-    """Shrink a preset as ``cfg.profile`` says, keeping its structure (DESIGN.md "Configuration").
+    """Shrink a preset as ``cfg.profile`` says, keeping its structure (docs/architecture.md "Configuration").
 
     A profile multiplies every count it lists (epochs, iterations, starting points) by ``count_scale``, rounding
     down but keeping at least 1 (so a schedule that fitted its budget still fits); it caps the number of seeds

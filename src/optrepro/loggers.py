@@ -15,6 +15,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from optrepro.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -34,34 +36,41 @@ def wandb_mode(requested: str | None) -> str:
     return "offline"
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path, name: str, tags: list[str], config: dict[str, Any]) -> list:
-    """Lightning loggers for ``cfg.logger.kind`` in (csv, wandb, tensorboard); csv adds none (always on)."""
-    kind = cfg.kind
-    if kind == "csv":
+def build_loggers(cfg: DictConfig | None, run_dir: Path, name: str, tags: list[str], config: dict[str, Any]) -> list:
+    """Lightning loggers, one per entry of the ``logger`` node (``logger=[wandb,tensorboard]``: both; ``csv``:
+    none, since metrics.csv is always written)."""
+    loggers = []
+    for kind, options in (cfg or {}).items():
+        options = options or {}
+        if kind == "tensorboard":
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
+        elif kind == "wandb":
+            loggers += _wandb_logger(options, run_dir, name, tags, config)
+        else:
+            raise ConfigError(f"logger {kind!r} is not one of wandb, tensorboard (csv is always on)")
+    return loggers
+
+
+def _wandb_logger(options, run_dir: Path, name: str, tags: list[str], config: dict[str, Any]) -> list:
+    try:
+        from lightning.pytorch.loggers import WandbLogger
+
+        logger = WandbLogger(
+            project=options.get("project", "optrepro"),
+            group=name,
+            tags=tags,
+            save_dir=str(run_dir),
+            mode=wandb_mode(options.get("mode")),
+            config=config,
+            job_type=options.get("job_type"),
+        )
+        _ = logger.experiment  # start the run now, so that a failure shows here and not mid-training
+        return [logger]
+    except Exception as err:  # noqa: BLE001 - W&B must never fail a run
+        log.warning("W&B could not start (%s); this run goes on with CSV logging only", err)
         return []
-    if kind == "tensorboard":
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        return [TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="")]
-    if kind == "wandb":
-        try:
-            from lightning.pytorch.loggers import WandbLogger
-
-            logger = WandbLogger(
-                project=cfg.project,
-                group=name,
-                tags=tags,
-                save_dir=str(run_dir),
-                mode=wandb_mode(cfg.get("mode")),
-                config=config,
-                job_type=cfg.get("job_type"),
-            )
-            _ = logger.experiment  # start the run now, so that a failure shows here and not mid-training
-            return [logger]
-        except Exception as err:  # noqa: BLE001 - W&B must never fail a run
-            log.warning("W&B could not start (%s); this run goes on with CSV logging only", err)
-            return []
-    raise ValueError(f"logger.kind={kind!r} is not one of csv, wandb, tensorboard")
 
 
 def finish_loggers(loggers: list, failed: bool) -> None:
@@ -74,3 +83,24 @@ def finish_loggers(loggers: list, failed: bool) -> None:
                 wandb.finish(exit_code=1 if failed else 0)
             except Exception as err:  # noqa: BLE001
                 log.warning("wandb.finish failed: %s", err)
+
+
+def log_tables(loggers: list, run_dir: Path, metrics: dict[str, float]) -> None:
+    """A toy run's CSV tables (``run_dir/*.csv``) and headline numbers, sent to each logger: W&B tables and
+    summary values, TensorBoard text. Nothing a logger does may fail the run."""
+    import pandas as pd
+
+    tables = {path.stem: pd.read_csv(path) for path in sorted(Path(run_dir).glob("*.csv"))}
+    for logger in loggers:
+        try:
+            if type(logger).__name__ == "WandbLogger":
+                for name, frame in tables.items():
+                    logger.log_table(key=f"tables/{name}", dataframe=frame)
+                logger.experiment.summary.update({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+            elif type(logger).__name__ == "TensorBoardLogger":
+                for name, frame in tables.items():
+                    logger.experiment.add_text(f"tables/{name}", "    " + frame.to_string().replace("\n", "\n    "))
+                logger.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)}, step=0)
+                logger.experiment.flush()
+        except Exception as err:  # noqa: BLE001
+            log.warning("could not send the tables to %s: %s", type(logger).__name__, err)

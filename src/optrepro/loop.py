@@ -232,4 +232,3 @@ class TrainingLoop(L.LightningModule):
         for i, epoch in enumerate(checkpoint.get("diverged_at_epoch") or []):
             if epoch is not None:
                 self._mark_diverged(i, epoch)
-

@@ -1,4 +1,4 @@
-"""What a run leaves on disk: ``metrics.csv`` (one row per epoch) and ``summary.json`` (DESIGN.md "One run").
+"""What a run leaves on disk: ``metrics.csv`` (one row per epoch) and ``summary.json`` (docs/architecture.md "One run").
 
 Rows are flushed as they are written, so an interrupted run keeps every finished epoch.
 """

@@ -16,21 +16,41 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from optrepro.checkpoints import LAST, LastCheckpoint, resumable_epoch
-from optrepro.config import ConfigError, apply_profile, config_dir, validate
+from optrepro.config import ConfigError, apply_profile, validate
 from optrepro.ensemble import build_members
-from optrepro.loggers import build_loggers, finish_loggers
+from optrepro.loggers import build_loggers, finish_loggers, log_tables
 from optrepro.loop import TrainingLoop
 from optrepro.methods.base import check_applicable
 from optrepro.progress import CompactProgress
 from optrepro.records import MemberLog, Timer, provenance, read_summary, write_summary
 from optrepro.tasks import make_task, task_class
+from optrepro.trainer import build_callbacks, build_trainer, check_callbacks, has_progress_bar, trainer_arguments
 from optrepro.utils import build, config_hash
 
 log = logging.getLogger("optrepro")
+
+
+def save_config_that_runs(cfg: DictConfig) -> None:
+    """Under Hydra, make ``.hydra/config.yaml`` the config that runs (the profile applied); Hydra's composition,
+    saved before the profile, is kept beside it as ``.hydra/composed.yaml``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized() or HydraConfig.get().output_subdir is None or rank_zero_only.rank != 0:
+        return
+    hc = HydraConfig.get()
+    folder = Path(hc.runtime.output_dir) / hc.output_subdir
+    saved = folder / "config.yaml"
+    if saved.is_file() and not (folder / "composed.yaml").exists():
+        saved.replace(folder / "composed.yaml")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "config.yaml.tmp"
+    OmegaConf.save(cfg, tmp)
+    tmp.replace(saved)
 
 
 def _hydra_context() -> tuple[Path | None, bool, str]:
@@ -50,6 +70,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """Train one preset (one seed, or ``ensemble.size`` seeds at once) and return its final metrics."""
     cfg = apply_profile(cfg)
     validate(cfg)
+    trainer_arguments(cfg)  # an unknown or managed Trainer flag is refused before anything runs
+    check_callbacks(cfg)
+    if cfg.task.module == "toy":
+        _check_toy(cfg)
+    save_config_that_runs(cfg)
     hydra_dir, multirun, tag = _hydra_context()
     run_dir = Path(cfg.paths.get("run_dir") or hydra_dir or "outputs/run")
     chash = config_hash(cfg)
@@ -98,11 +123,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
     resolved = OmegaConf.to_container(cfg, resolve=True)
     loggers = build_loggers(cfg.logger, run_dir, cfg.name, [str(t) for t in cfg.get("tags", [])], resolved)
+    callbacks = build_callbacks(cfg, loggers)  # after the loggers: a W&B that did not start is a logger less
     interactive = sys.stderr.isatty() and not multirun and len(seeds) == 1
-    callbacks: list[L.Callback] = [] if interactive or not writer else [CompactProgress(tag, len(seeds))]
+    if writer and not interactive and not has_progress_bar(callbacks):
+        callbacks.append(CompactProgress(tag, len(seeds)))
     if cfg.trainer.checkpoint:
         callbacks.append(LastCheckpoint(ckpt, cfg.trainer.checkpoint_every))
-    trainer = _trainer(cfg, run_dir, method.source_epochs + cfg.trainer.epochs, loggers, callbacks, interactive)
+    max_epochs = method.source_epochs + cfg.trainer.epochs
+    trainer = build_trainer(cfg, run_dir, max_epochs, loggers, callbacks, interactive)
 
     base = {"experiment": cfg.name, "method": method.name, "config_hash": chash, "config": resolved, **provenance()}
     if writer:
@@ -124,6 +152,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         log.error("run %s failed (the sweep goes on):\n%s", run_dir, traceback.format_exc())
     finally:
         base["wall_time_s"] = timer.seconds
+        stopped = [c.stopped_epoch for c in callbacks if isinstance(c, EarlyStopping) and c.stopped_epoch]
+        if stopped:  # the run ended before its budget: the summary says where
+            base["stopped_early_at_epoch"] = stopped[0] - method.source_epochs
         summaries = member_log.finish(base, failed=failed) if writer else []
         finish_loggers(loggers, failed)
     if not writer:  # DDP ranks other than 0: rank 0 reports the run
@@ -136,6 +167,22 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         status = "failed" if failed else "completed" if metrics["runs/completed"] else "diverged"
         write_summary(run_dir, {**base, "kind": "ensemble", "status": status, "members": members, "metrics": metrics})
     return metrics
+
+
+def _check_toy(cfg: DictConfig) -> None:
+    """A toy task runs its own loop over its own methods: the Lightning-only options do not apply to it."""
+    if cfg.method.name != "plain":
+        raise ConfigError(
+            f"method={cfg.method.name} does not apply to task={cfg.task.name}: it runs its own loop over the methods "
+            "its config lists (task.*); use method=plain"
+        )
+    if cfg.get("callbacks"):
+        raise ConfigError(
+            f"callbacks={','.join(cfg.callbacks)} do not apply to task={cfg.task.name}: it runs its own loop, "
+            "without Lightning"
+        )
+    if cfg.ensemble.size != 1:
+        raise ConfigError(f"ensemble.size={cfg.ensemble.size} does not apply to task={cfg.task.name}: sweep seeds")
 
 
 def _check_task(cfg: DictConfig, task, members: int) -> None:
@@ -158,27 +205,6 @@ def _check_task(cfg: DictConfig, task, members: int) -> None:
         )
 
 
-def _trainer(cfg: DictConfig, run_dir: Path, max_epochs: int, loggers: list, callbacks: list, bar: bool) -> L.Trainer:
-    return L.Trainer(
-        accelerator=cfg.trainer.accelerator,
-        devices=cfg.trainer.devices,
-        strategy=cfg.trainer.get("strategy", "auto"),
-        use_distributed_sampler=False,  # datamodules shard by rank themselves (data.images)
-        precision=cfg.trainer.precision,
-        max_epochs=max_epochs,
-        logger=loggers or False,
-        callbacks=callbacks,
-        enable_checkpointing=bool(cfg.trainer.checkpoint),  # only LastCheckpoint writes: checkpoints/last.ckpt
-        enable_progress_bar=bar,
-        enable_model_summary=False,
-        limit_val_batches=0,  # the modules evaluate whole splits themselves at each epoch's end (eval_batches)
-        num_sanity_val_steps=0,
-        reload_dataloaders_every_n_epochs=1,  # each epoch draws its own order (data.sine.epoch_permutation)
-        log_every_n_steps=cfg.trainer.log_every_n_steps,
-        default_root_dir=str(run_dir),
-    )
-
-
 def run_toy(cfg: DictConfig, run_dir: Path, chash: str) -> dict[str, Any]:
     """A low-dimensional experiment (``optrepro.toys``): a plain loop on tensors, no Lightning.
 
@@ -189,15 +215,19 @@ def run_toy(cfg: DictConfig, run_dir: Path, chash: str) -> dict[str, Any]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     base = {"experiment": cfg.name, "method": cfg.task.name, "config_hash": chash, "config": resolved, **provenance()}
     write_summary(run_dir, {**base, "kind": "run", "status": "running", "seed": cfg.seed})
-    timer, threads = Timer(), torch.get_num_threads()
+    loggers = build_loggers(cfg.logger, run_dir, cfg.name, [str(t) for t in cfg.get("tags", [])], resolved)
+    timer, threads, failed = Timer(), torch.get_num_threads(), True
     torch.set_num_threads(1)  # tiny tensors: threads only add synchronization (100x slower on a busy machine)
     try:
         metrics = build(cfg.task, run_dir=run_dir, seed=cfg.seed)
+        log_tables(loggers, run_dir, metrics)
+        failed = False
     except Exception:
         write_summary(run_dir, {**base, "kind": "run", "status": "failed", "seed": cfg.seed})
         raise
     finally:
         torch.set_num_threads(threads)
+        finish_loggers(loggers, failed)
     metrics = {**metrics, "monitor": cfg.monitor}
     summary = {**base, "kind": "run", "status": "completed", "seed": cfg.seed, "wall_time_s": timer.seconds}
     write_summary(run_dir, {**summary, "final": metrics, "metrics": metrics})

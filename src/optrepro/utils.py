@@ -35,10 +35,14 @@ def member_seed(seed: int, *stream: int) -> int:
     return int(np.random.SeedSequence([int(seed), *map(int, stream)]).generate_state(2, np.uint64)[0] >> 1)
 
 
+#: config keys that do not change a run's results: where it is written, Hydra's own settings, where it is reported
+NOT_RESULTS = ("paths", "hydra", "logger")
+
+
 def config_hash(cfg: DictConfig) -> str:
-    """A short hash of the resolved config minus where it is written (paths) and Hydra's own settings."""
+    """A short hash of the resolved config minus the keys that do not change results (``NOT_RESULTS``)."""
     data = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("paths", "hydra"):
+    for key in NOT_RESULTS:
         data.pop(key, None)
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

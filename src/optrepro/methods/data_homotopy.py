@@ -104,7 +104,9 @@ class DataHomotopy(Method):
         if self.form == "gaussian_filter" and lam > 0:
             pool_x, pool_y = self._task.target_pool(self._datamodule)
             idx = torch.randint(pool_x.shape[1], (pool_x.shape[0], self.filter_samples, 1), device=batch.x.device)
-            y = gaussian_filter_targets(batch.x, torch.gather(pool_x, 1, idx), torch.gather(pool_y, 1, idx), self.filter_std)
+            y = gaussian_filter_targets(
+                batch.x, torch.gather(pool_x, 1, idx), torch.gather(pool_y, 1, idx), self.filter_std
+            )
         if lam >= 1.0:
             return batch.x, y
         x_source = batch.x if batch.x_source is None else batch.x_source

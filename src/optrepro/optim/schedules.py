@@ -1,4 +1,4 @@
-"""Learning-rate schedules as multiplicative factors of the base rate (DESIGN.md "Optimizers").
+"""Learning-rate schedules as multiplicative factors of the base rate (docs/architecture.md "Optimizers").
 
 Each schedule is a callable ``factor(t)`` with an ``interval``: ``"epoch"`` schedules are indexed by the target
 budget's epoch (a method's source pre-training, at negative epochs, keeps the base rate, so every method sees the

@@ -6,11 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from optrepro.illustrations import FIGURES
 from optrepro.report import ht
 from optrepro.report.figures import figure_lines, to_markdown
 from optrepro.report.load import load
-
-FIGURES = {"ht-f5": ht.homotopy_pictures, "ht-f6": ht.mixture_picture}
 
 
 def write_report(paths: list[Path], out: Path) -> Path:

@@ -33,6 +33,7 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from optrepro.methods.schedules import stepped_range
+from optrepro.toys import steps
 
 #: HTA Table 1: (n, grid of initial values per coordinate) -> starts reaching the global minimum,
 #: (quasi-Newton with the homotopy, quasi-Newton alone), and the number of starts.
@@ -157,7 +158,7 @@ def table_1(
         paper = PAPER_T1.get(n, (math.nan, math.nan, math.nan))
         for method in methods:
             hits, iters = 0, []
-            for x0 in points:
+            for x0 in steps(points, f"HTA Table 1, n={n}, {method}"):
                 x, nit = solve(method, x0)
                 hit = bool(np.max(np.abs(x - 1)) < tol)
                 hits += hit

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from optrepro.optim import ExactGV, ExpectedGV, StepTunedGD, StepTunedSGD, StochasticGV
+from optrepro.toys import steps
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def bb_descent(problem: Regression, alphas: Tensor, iterations: int, rule: str, 
     ``optrepro.optim.StepTunedGD`` runs them on the full-batch problem; one run per alpha. Returns J,
     [iterations + 1, len(alphas)]."""
     curves = []
-    for alpha in alphas.tolist():
+    for alpha in steps(alphas.tolist(), f"TH F4.2 {rule}, nu={nu:g}, alpha grid"):
         theta = torch.nn.Parameter(problem.A.new_zeros(problem.A.shape[1]))
         opt = StepTunedGD([theta], lr=alpha, nu=nu, abs_curvature=rule == "bb_abs")
 
