@@ -220,7 +220,7 @@ def test_ddp_on_two_cpu_processes_finishes_and_writes_its_summary(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "optrepro.train",
+        "optrepro.cli",
         "task=mnist5k",
         "method=plain",
         "model=tiny_test",
@@ -247,7 +247,7 @@ def test_a_th_preset_runs_with_ddp_on_two_cpu_processes(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "optrepro.train",
+        "optrepro.cli",
         "experiment=th/f4_6e",
         "profile=smoke",
         "trainer=ddp",

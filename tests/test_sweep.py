@@ -25,7 +25,7 @@ def sweep(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "optrepro.train",
+        "optrepro.cli",
         "-m",
         *TINY,
         "seed=0,1",

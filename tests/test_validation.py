@@ -33,7 +33,7 @@ def test_good_values_pass(make_cfg):
 
 
 def _train(cwd, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "optrepro.train", *args]
+    cmd = [sys.executable, "-m", "optrepro.cli", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
