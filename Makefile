@@ -81,6 +81,7 @@ hta-all: install ## HTA Tables 1-3, Figures 2-3 (VGG on CIFAR-10, 22 runs of 620
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/hta.sh $(ARGS)
 
 bench: install ## Speed ratios side by side: ensemble vs one member; INNA / Step-Tuned SGD vs SGD; ResNet-20 epoch
+	$(BIN)/python scripts/bench_cli.py
 	$(BIN)/python scripts/bench_ensemble.py
 	$(BIN)/python scripts/bench_optim.py
 	$(BIN)/python scripts/bench_resnet.py

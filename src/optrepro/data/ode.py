@@ -19,8 +19,8 @@ import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from torchdiffeq import odeint
 
+from optrepro.extras import require
 from optrepro.utils import member_seed
 
 SPLIT_STREAM = 4
@@ -91,6 +91,7 @@ def time_grid(t_end: float, n_times: int) -> Tensor:
 
 def generate(system: str, rtol: float = 1e-10, atol: float = 1e-10) -> tuple[Tensor, Tensor, Tensor]:
     """(mu [30, 2], times [T], trajectories [30, T, d]) in float64, from the system's grid (no randomness)."""
+    odeint = require("torchdiffeq", "ode", f"the {system} trajectories (task=gc_{system})").odeint
     spec = SYSTEMS[system]
     mu = parameter_grid(system)
     x0 = torch.tensor(spec.x0, dtype=torch.float64).expand(len(mu), -1).clone()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from optrepro.extras import require
 from optrepro.models.mlp import linear_stack
 
 
@@ -43,6 +44,7 @@ class NeuralODE(nn.Module):
         adjoint: bool = False,
     ):
         super().__init__()
+        require("torchdiffeq", "ode", "model=gc_neural_ode")  # forward() integrates with it
         if layers < 1:
             raise ValueError(f"model.layers={layers} must be >= 1")
         self.net = linear_stack([state_dim + param_dim] + [hidden] * (layers - 1) + [state_dim], "relu", "xavier")
