@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from optrepro.config import ConfigError
+from optrepro.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,12 @@ def build_loggers(cfg: DictConfig | None, run_dir: Path, name: str, tags: list[s
     for kind, options in (cfg or {}).items():
         options = options or {}
         if kind == "tensorboard":
+            require("tensorboard", "tensorboard", "logger=tensorboard")
             from lightning.pytorch.loggers import TensorBoardLogger
 
             loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
         elif kind == "wandb":
+            require("wandb", "wandb", "logger=wandb")
             loggers += _wandb_logger(options, run_dir, name, tags, config)
         else:
             raise ConfigError(f"logger {kind!r} is not one of wandb, tensorboard (csv is always on)")

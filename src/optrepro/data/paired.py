@@ -1,7 +1,7 @@
 """Paired source and target images for the classification homotopy of HT section 4.2.2 (eq. 17-18).
 
 A ``PairedImageDataModule`` serves training batches ``(x_s, y_s, x_t, y_t)``: a source example beside a target
-example, both already normalized, of one common shape; the method (``DataHomotopy.classification_batch``) mixes
+example, both already normalized, of one common shape; the method (``DataHomotopy.batch``) mixes
 them. Validation serves the target's test split as ``(x, y)``, as a plain ``ImageDataModule`` would.
 
 Choices the paper leaves open (HT section 5.2 says only "paired samples drawn from both datasets"):
