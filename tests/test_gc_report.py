@@ -43,9 +43,9 @@ def test_report_draws_the_gc_figures_and_averages_over_seeds(tmp_path):
     assert table.loc["gaussian_continuation", "runs"] == 2 and table.loc["plain", "test/loss mean"] == 4.0
 
 
-def test_report_names_mnist5k_runs_a_subset(tmp_path):
-    for method, data in (("gaussian_continuation", "mnist5k"), ("plain", "mnist")):
-        run_dir = tmp_path / "runs" / method
+def test_report_names_mnist5k_runs_a_subset_and_keeps_them_apart_from_full_runs(tmp_path):
+    for method, data in (("gaussian_continuation", "mnist5k"), ("plain", "mnist5k"), ("plain", "mnist")):
+        run_dir = tmp_path / "runs" / f"{method}_{data}"
         write_summary(
             run_dir,
             {
@@ -60,10 +60,15 @@ def test_report_names_mnist5k_runs_a_subset(tmp_path):
         rows = [{"epoch": e, "train/loss": 2.3 - e, "train/acc": 0.1 * e} for e in range(2)]
         pd.DataFrame(rows).to_csv(run_dir / "metrics.csv", index=False)
     text = write_report([tmp_path / "runs"], tmp_path / "out").read_text()
-    assert "SUBSET RUN" in text
-    table = pd.read_csv(tmp_path / "out" / "gc_final.csv", keep_default_na=False).set_index("method")
-    assert table.loc["gaussian_continuation", "subset run"] == "yes (mnist5k)"
-    assert table.loc["plain", "subset run"] == ""
+    # the dataset differs between runs of one experiment: two series, each its own report, never one median
+    assert "task.data=mnist5k" in text and "task.data=mnist," in text
+    subset = tmp_path / "out" / "task.data=mnist5k_task.name=mnist5k"
+    assert "SUBSET RUN" in (subset / "report.md").read_text()
+    table = pd.read_csv(subset / "gc_final.csv", keep_default_na=False).set_index("method")
+    assert table.loc["gaussian_continuation", "subset run"] == table.loc["plain", "subset run"] == "yes (mnist5k)"
+    assert table.loc["plain", "runs"] == 1
+    full = pd.read_csv(tmp_path / "out" / "task.data=mnist_task.name=mnist" / "gc_final.csv", keep_default_na=False)
+    assert full.set_index("method").loc["plain", "subset run"] == "" and len(full) == 1
 
 
 def test_the_band_is_the_range_over_runs_and_stays_positive_on_the_log_axis(tmp_path, monkeypatch):

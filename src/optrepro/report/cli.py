@@ -10,15 +10,57 @@ from optrepro.illustrations import FIGURES
 from optrepro.report import ht
 from optrepro.report.figures import figure_lines, to_markdown
 from optrepro.report.load import load
+from optrepro.report.series import series_labels, slug
 
 
 def write_report(paths: list[Path], out: Path) -> Path:
-    """Build every table and figure the runs under ``paths`` allow; return the path of report.md."""
+    """Build every table and figure the runs under ``paths`` allow; return the path of report.md.
+
+    Runs whose configs differ in more than the seed (``series.series_labels``) are never aggregated together: each
+    series gets its own report in a sub-folder named from the keys that set it apart, linked from ``report.md``.
+    """
     runs, metrics = load(paths)
+    runs["series"] = series_labels(runs)
+    labels = sorted(set(runs.series) - {""})
+    if not labels:
+        return _write(runs, metrics, paths, out)
+    lines = [
+        "",
+        "## Series",
+        "",
+        "These runs differ in more than their seeds, so they are not aggregated together: each series has its own "
+        "report.",
+        "",
+    ]
+    for label in labels:
+        part = runs[runs.series == label]
+        sub = _write(
+            part,
+            metrics[metrics.run_dir.isin(part.run_dir)] if len(metrics) else metrics,
+            paths,
+            out / slug(label),
+            title=f"series {label}",
+        )
+        lines.append(
+            f"- [{label}]({sub.relative_to(out)}): {len(part)} runs of {', '.join(sorted(set(part.experiment)))}"
+        )
+    rest = runs[runs.series == ""]
+    if len(rest):
+        report = _write(rest, metrics[metrics.run_dir.isin(rest.run_dir)] if len(metrics) else metrics, paths, out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        report = out / "report.md"
+        report.write_text("# optrepro report\n")
+    report.write_text(report.read_text() + "\n".join(lines) + "\n")
+    return report
+
+
+def _write(runs, metrics, paths: list[Path], out: Path, title: str = "") -> Path:
+    """One report over runs that may be aggregated (one series)."""
     out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False)
     lines = [
-        "# optrepro report",
+        "# optrepro report" + (f": {title}" if title else ""),
         "",
         f"{len(runs)} runs from {', '.join(map(str, paths))}: "
         + ", ".join(f"{n} {s}" for s, n in runs.status.value_counts().items())

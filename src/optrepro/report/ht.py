@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from optrepro.report.figures import median_band, method_color, method_label, save
+from optrepro.report.series import scale_note
 
 METHODS = ["random_init", "warm_start", "data_homotopy"]
 FIGURE_BY_OMEGA = {74: "1a", 137: "1b", 95: "8a", 116: "8b"}
@@ -58,7 +59,8 @@ def sine_curves(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path) -> list[di
         ax.set_yscale("log")
         ax.set_xlabel("epoch (target budget)")
         ax.set_ylabel("train loss (MSE, target task)")
-        ax.set_title(f"HT Figure {fid.split()[0]}: omega = {omega:g}")
+        note = scale_note(group)
+        ax.set_title(f"HT Figure {fid.split()[0]}: omega = {omega:g}" + (f"\n({note})" if note else ""), fontsize=10)
         ax.legend()
         ax.grid(alpha=0.3, which="both")
         stem = f"ht_sine_{experiment.rsplit('/', 1)[-1]}_omega{omega:g}"
@@ -66,6 +68,7 @@ def sine_curves(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path) -> list[di
         caption = (
             f"HT Figure {fid}: median train loss across runs (band: interquartile range) against epochs, "
             f"sine regression, omega = {omega:g}; {_settings(group)}. {'; '.join(counts)}."
+            + (f" {note[0].upper()}{note[1:]}." if note else "")
         )
         items.append({"files": files, "caption": caption})
     return items
@@ -175,7 +178,10 @@ def classification_curves(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path) 
             ax.grid(alpha=0.3, which="both")
             ax.legend()
         subset = " (subset run)" if _is_subset(group.iloc[0]) else ""
-        fig.suptitle(f"HT Figure {fid}: {DATASET_LABEL.get(group.target.iloc[0])}{subset}")
+        note = scale_note(group)
+        fig.suptitle(
+            f"HT Figure {fid}: {DATASET_LABEL.get(group.target.iloc[0])}{subset}" + (f" ({note})" if note else "")
+        )
         files = save(fig, out, f"ht_{experiment.rsplit('/', 1)[-1]}")
         caption = (
             f"HT Figure {fid}: median train loss across runs (band: interquartile range) against epochs, and median "
