@@ -79,6 +79,7 @@ def test_a_figure_below_paper_scale_says_so(lr_sweep, tmp_path):
     note = scale_note(runs[runs.lr == 1e-3])
     assert note == "not paper scale: 3 of 2500 epochs, 2 of 100 seeds per method"
     write_report([lr_sweep], tmp_path)
-    assert "Not paper scale: 3 of 2500 epochs, 2 of 100 seeds per method." in (
-        tmp_path / "optimizer.lr=0.001" / "report.md"
-    ).read_text()
+    assert (
+        "Not paper scale: 3 of 2500 epochs, 2 of 100 seeds per method."
+        in (tmp_path / "optimizer.lr=0.001" / "report.md").read_text()
+    )
