@@ -83,3 +83,50 @@ def under_hydra(overrides: list[str], output_dir: Path):
     (output_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     OmegaConf.save(job, output_dir / ".hydra" / "config.yaml")  # what Hydra's run_job saves before the task runs
     return job
+
+
+def wandb_records(path: Path) -> list:
+    """The records of an offline W&B run file (``run-<id>.wandb``), parsed with W&B's own protobuf ``Record``.
+
+    wandb 0.31 ships no Python reader of its transaction log, so the framing is read here: a 7-byte header
+    (``:W&B``, magic, version), then LevelDB-log blocks of 32 KiB whose records carry a 7-byte header (checksum,
+    little-endian length, type: 1 full, 2 first, 3 middle, 4 last)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = Path(path).read_bytes()
+    assert data[:4] == b":W&B"
+    records, pending, pos, block = [], b"", 7, 32768
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # the rest of a block too short for a header is padding
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        if kind == 0 and length == 0:
+            continue
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+    return records
+
+
+def wandb_history(path: Path) -> tuple[dict, list[dict]]:
+    """(the run record's fields, the logged history rows) of an offline W&B run file."""
+    import json
+
+    run, rows = {}, []
+    for record in wandb_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            r = record.run
+            run = {"id": r.run_id, "name": r.display_name, "group": r.run_group, "job_type": r.job_type}
+        elif kind == "history":
+            row = {(i.key or ".".join(i.nested_key)): json.loads(i.value_json) for i in record.history.item}
+            rows.append({k: v for k, v in row.items() if not k.startswith("_")})
+        elif kind == "metric" and record.metric.name:
+            run.setdefault("metrics", {})[record.metric.name] = record.metric.step_metric
+        elif kind == "metric" and record.metric.glob_name:
+            run.setdefault("metrics", {})[record.metric.glob_name] = record.metric.step_metric
+    return run, rows

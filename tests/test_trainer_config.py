@@ -40,7 +40,7 @@ def test_any_trainer_flag_is_passed_to_lightning(make_cfg, tmp_path):
         ),
         ("+trainer.max_epochs=3", "trainer.max_epochs is set by optrepro: use trainer.epochs"),
         ("+trainer.logger=false", "trainer.logger is set by optrepro: use logger=wandb"),
-        ("callbacks=lr_monitor", "callbacks.lr_monitor .* this run has none: add logger=wandb"),
+        ("callbacks=lr_monitor", "callbacks.lr_monitor .* this run has none: add logger=tensorboard"),
         ("trainer.compile=true", "trainer.compile=true is not allowed with ensemble.size=2"),
     ],
 )

@@ -38,69 +38,58 @@ def wandb_mode(requested: str | None) -> str:
 
 
 def build_loggers(cfg: DictConfig | None, run_dir: Path, name: str, tags: list[str], config: dict[str, Any]) -> list:
-    """Lightning loggers, one per entry of the ``logger`` node (``logger=[wandb,tensorboard]``: both; ``csv``:
-    none, since metrics.csv is always written)."""
+    """The live Lightning loggers of the ``logger`` node: TensorBoard. W&B runs are made from the records when the
+    job ends, one per seed (``optrepro.wandb_runs``); ``csv`` is always on."""
     loggers = []
-    for kind, options in (cfg or {}).items():
-        options = options or {}
+    for kind in cfg or {}:
         if kind == "tensorboard":
             require("tensorboard", "tensorboard", "logger=tensorboard")
             from lightning.pytorch.loggers import TensorBoardLogger
 
             loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
         elif kind == "wandb":
-            require("wandb", "wandb", "logger=wandb")
-            loggers += _wandb_logger(options, run_dir, name, tags, config)
+            require("wandb", "wandb", "logger=wandb")  # refused now, not when the job ends
         else:
             raise ConfigError(f"logger {kind!r} is not one of wandb, tensorboard (csv is always on)")
     return loggers
 
 
-def _wandb_logger(options, run_dir: Path, name: str, tags: list[str], config: dict[str, Any]) -> list:
-    try:
-        from lightning.pytorch.loggers import WandbLogger
+def upload_to_wandb(cfg: DictConfig | None, members: list, overrides: str = "", tables: dict | None = None) -> None:
+    """When ``logger=wandb`` is chosen: one W&B run per ``(member folder, summary)`` (``optrepro.wandb_runs``)."""
+    if not cfg or "wandb" not in cfg:
+        return
+    from optrepro.wandb_runs import upload
 
-        logger = WandbLogger(
-            project=options.get("project", "optrepro"),
-            group=name,
-            tags=tags,
-            save_dir=str(run_dir),
-            mode=wandb_mode(options.get("mode")),
-            config=config,
-            job_type=options.get("job_type"),
-        )
-        _ = logger.experiment  # start the run now, so that a failure shows here and not mid-training
-        return [logger]
+    options = dict(cfg.wandb or {})
+    try:
+        upload(members, options, wandb_mode(options.get("mode")), overrides, tables)
     except Exception as err:  # noqa: BLE001 - W&B must never fail a run
-        log.warning("W&B could not start (%s); this run goes on with CSV logging only", err)
-        return []
+        log.warning("W&B upload failed (%s); the records are on disk: run the job again to retry", err)
 
 
 def finish_loggers(loggers: list, failed: bool) -> None:
-    """Close W&B runs whatever happened (wandb.finish always runs; its own errors are only reported)."""
+    """Flush and close the live loggers (their own errors are only reported)."""
     for logger in loggers:
-        if type(logger).__name__ == "WandbLogger":
-            try:
-                import wandb
+        try:
+            logger.finalize("failed" if failed else "success")
+        except Exception as err:  # noqa: BLE001
+            log.warning("%s could not finish: %s", type(logger).__name__, err)
 
-                wandb.finish(exit_code=1 if failed else 0)
-            except Exception as err:  # noqa: BLE001
-                log.warning("wandb.finish failed: %s", err)
+
+def toy_tables(run_dir: Path) -> dict:
+    """A toy run's CSV tables (``run_dir/*.csv``) by name."""
+    import pandas as pd
+
+    return {path.stem: pd.read_csv(path) for path in sorted(Path(run_dir).glob("*.csv"))}
 
 
 def log_tables(loggers: list, run_dir: Path, metrics: dict[str, float]) -> None:
-    """A toy run's CSV tables (``run_dir/*.csv``) and headline numbers, sent to each logger: W&B tables and
-    summary values, TensorBoard text. Nothing a logger does may fail the run."""
-    import pandas as pd
-
-    tables = {path.stem: pd.read_csv(path) for path in sorted(Path(run_dir).glob("*.csv"))}
+    """A toy run's CSV tables and headline numbers, sent to the live loggers (TensorBoard text; W&B gets them with
+    the run's upload). Nothing a logger does may fail the run."""
+    tables = toy_tables(run_dir)
     for logger in loggers:
         try:
-            if type(logger).__name__ == "WandbLogger":
-                for name, frame in tables.items():
-                    logger.log_table(key=f"tables/{name}", dataframe=frame)
-                logger.experiment.summary.update({k: v for k, v in metrics.items() if isinstance(v, int | float)})
-            elif type(logger).__name__ == "TensorBoardLogger":
+            if type(logger).__name__ == "TensorBoardLogger":
                 for name, frame in tables.items():
                     logger.experiment.add_text(f"tables/{name}", "    " + frame.to_string().replace("\n", "\n    "))
                 logger.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)}, step=0)

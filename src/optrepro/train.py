@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from optrepro.checkpoints import LAST, LastCheckpoint, resumable_epoch
 from optrepro.config import ConfigError, apply_profile, validate
 from optrepro.ensemble import build_members
-from optrepro.loggers import build_loggers, finish_loggers, log_tables
+from optrepro.loggers import build_loggers, finish_loggers, log_tables, toy_tables, upload_to_wandb
 from optrepro.loop import TrainingLoop
 from optrepro.methods.base import check_applicable
 from optrepro.progress import CompactProgress
@@ -159,6 +159,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         finish_loggers(loggers, failed)
     if not writer:  # DDP ranks other than 0: rank 0 reports the run
         return {}
+    upload_to_wandb(cfg.logger, list(zip(member_log.dirs, summaries)), _hydra_context()[2])
     metrics = _aggregate(summaries, cfg.monitor)
     if len(seeds) == 1:
         write_summary(run_dir, {**summaries[0], "metrics": metrics})
@@ -231,6 +232,7 @@ def run_toy(cfg: DictConfig, run_dir: Path, chash: str) -> dict[str, Any]:
     metrics = {**metrics, "monitor": cfg.monitor}
     summary = {**base, "kind": "run", "status": "completed", "seed": cfg.seed, "wall_time_s": timer.seconds}
     write_summary(run_dir, {**summary, "final": metrics, "metrics": metrics})
+    upload_to_wandb(cfg.logger, [(run_dir, {**summary, "final": metrics})], _hydra_context()[2], toy_tables(run_dir))
     return metrics
 
 

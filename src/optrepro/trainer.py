@@ -63,10 +63,10 @@ def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
 def check_callbacks(cfg: DictConfig) -> None:
     """Refuse, before anything runs, a callback that cannot work with the configured loggers."""
     for name, node in (cfg.get("callbacks") or {}).items():
-        if str(node.get("_target_", "")).endswith("LearningRateMonitor") and not cfg.get("logger"):
+        if str(node.get("_target_", "")).endswith("LearningRateMonitor") and "tensorboard" not in (cfg.logger or {}):
             raise ConfigError(
-                f"callbacks.{name} (LearningRateMonitor) sends the learning rate to a logger, and this run has none: "
-                "add logger=wandb or logger=tensorboard (metrics.csv already has the lr of every epoch)"
+                f"callbacks.{name} (LearningRateMonitor) sends the learning rate to a live logger, and this run has "
+                "none: add logger=tensorboard (metrics.csv has the lr of every epoch, and W&B gets it from there)"
             )
 
 

@@ -1,0 +1,47 @@
+"""W&B offline: one W&B run per seed, ensemble members included, holding every metrics.csv column with the
+target-budget epoch as its x-axis, named and grouped as the docs say; a rerun writes into the same W&B run."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from conftest import wandb_history
+
+from optrepro.train import run
+
+pytest.importorskip("wandb")
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_a_two_member_ensemble_leaves_two_wandb_runs_with_every_column(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run(make_cfg("logger=wandb", "ensemble.size=2", "method=warm_start"))
+    for seed in (0, 1):
+        member = tmp_path / "run" / f"seed={seed}"
+        files = list((member / "wandb").glob("offline-run-*/run-*.wandb"))
+        assert len(files) == 1, member  # one W&B run per member
+        info, rows = wandb_history(files[0])
+        csv = pd.read_csv(member / "metrics.csv")
+        assert info["group"] == "ht/sine_f1" and info["job_type"] == "train" and info["name"] == f"seed={seed}"
+        assert info["metrics"]["*"] == "epoch"  # the paper's x-axis: the target-budget epoch
+        assert len(rows) == len(csv)
+        for row, (_, expected) in zip(rows, csv.iterrows()):
+            assert set(row) == set(csv.columns)  # every column of metrics.csv
+            assert row == pytest.approx(expected.to_dict(), rel=1e-12)
+        assert rows[0]["epoch"] == -1  # the source pre-training, left of the budget's epoch 0
+        summary = json.loads((member / "summary.json").read_text())
+        assert summary["status"] == "completed"
+
+
+def test_a_rerun_writes_into_the_same_wandb_run(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    from optrepro.wandb_runs import run_id
+
+    cfg = make_cfg("logger=wandb")
+    run(cfg)
+    (tmp_path / "run" / "summary.json").unlink()  # as if interrupted: the rerun trains again
+    run(cfg)
+    ids = {p.name.removeprefix("run-").removesuffix(".wandb") for p in (tmp_path / "run").rglob("run-*.wandb")}
+    assert ids == {run_id(tmp_path / "run")}
