@@ -35,6 +35,7 @@ grid-search stage's short runs (TH chapter 4: 10% of the budget).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import sys
@@ -54,6 +55,8 @@ VERDICTS = (
     "not run",
 )
 COLUMNS = ["claim id", "paper", "where", "claim", "paper's number", "ours", "runs", "left out", "scale", "verdict"]
+#: claims.csv also has ``values``: JSON of each pooled number ("group" or "per=value/group" -> number)
+CSV_COLUMNS = [*COLUMNS, "values"]
 START, END = "<!-- claims:start -->", "<!-- claims:end -->"
 
 
@@ -658,6 +661,7 @@ def evaluate_one(claim: Claim, runs: pd.DataFrame, metrics: pd.DataFrame, curves
         "left out": "",
         "scale": "",
         "verdict": "not run",
+        "values": "{}",
     }
     if runs.empty or "experiment" not in runs:
         return row
@@ -707,12 +711,15 @@ def evaluate_one(claim: Claim, runs: pd.DataFrame, metrics: pd.DataFrame, curves
         return row
     used = pd.DataFrame([r for r in usable if r.run_dir in used_dirs])
     per_group: dict[str, int] = {}  # the fewest runs any group had in any bucket
-    oks, texts = [], []
+    oks, texts, numbers = [], [], {}
     for bucket in sorted(complete, key=lambda k: (k is None, k)):
         groups = complete[bucket]
         for g, vs in groups.items():
             per_group[g] = min(per_group.get(g, len(vs)), len(vs))
-        ok, text = _holds(claim, {g: _pool(vs, claim.stat) for g, vs in groups.items()})
+        pooled = {g: _pool(vs, claim.stat) for g, vs in groups.items()}
+        prefix = f"{claim.per}={bucket:g}/" if claim.per else ""
+        numbers.update({prefix + g: v for g, v in pooled.items()})
+        ok, text = _holds(claim, pooled)
         oks.append(ok)
         texts.append((f"{claim.per} {bucket:g}: " if claim.per else "") + text)
     missing = [p for p in claim.per_values if not any(_num_eq(k, p) for k in complete)] if claim.per else []
@@ -723,6 +730,7 @@ def evaluate_one(claim: Claim, runs: pd.DataFrame, metrics: pd.DataFrame, curves
     if claim.per:
         row["ours"] += f" (holds at {sum(oks)} of {len(oks)})"
     row["runs"] = len(used)
+    row["values"] = json.dumps(numbers)
     row["scale"] = scale
     at_scale = scale == "paper"
     if holds:
@@ -733,15 +741,17 @@ def evaluate_one(claim: Claim, runs: pd.DataFrame, metrics: pd.DataFrame, curves
 
 
 def evaluate(claims: list[Claim], runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per claim: its id, paper, where, words, the paper's number, ours, runs used, left out, scale, verdict."""
+    """One row per claim: its id, paper, where, words, the paper's number, ours, runs used, left out, scale, verdict,
+    and ``values`` (JSON: the pooled numbers the comparison used)."""
     curves = _by_run(metrics)
-    return pd.DataFrame([evaluate_one(c, runs, metrics, curves) for c in claims], columns=COLUMNS)
+    return pd.DataFrame([evaluate_one(c, runs, metrics, curves) for c in claims], columns=CSV_COLUMNS)
 
 
 def markdown_table(table: pd.DataFrame) -> str:
     def cell(v) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ")
 
+    table = table[[c for c in table.columns if c != "values"]]
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines)
