@@ -86,8 +86,12 @@ bench: install ## Speed ratios side by side: ensemble vs one member; INNA / Step
 	$(BIN)/python scripts/bench_optim.py
 	$(BIN)/python scripts/bench_resnet.py
 
+RUNS ?= outputs
+docs: install ## docs/claims.md and the README's reproduction table from the runs under RUNS (default outputs/)
+	$(BIN)/python -m optrepro.report.claims $(RUNS) --docs docs/claims.md --readme README.md
+
 clean-outputs: ## Delete outputs/ (all runs, sweeps and reports)
 	rm -rf outputs
 
 .PHONY: help install demo test test-all smoke lint ht-sine ht-classification th-toys th-grid th-fig4.4 th-fig4.5 \
-  th-fig4.6 th-fig2 gc-all gc-saddle hta-t1 hta-all bench clean-outputs
+  th-fig4.6 th-fig2 gc-all gc-saddle hta-t1 hta-all bench docs clean-outputs

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from optrepro.illustrations import FIGURES
 from optrepro.report import ht
+from optrepro.report.claims import claims_section
 from optrepro.report.figures import figure_lines, to_markdown
 from optrepro.report.load import load
 from optrepro.report.series import series_labels, slug
@@ -64,7 +65,7 @@ def _write(runs, metrics, paths: list[Path], out: Path, title: str = "") -> Path
         "",
         f"{len(runs)} runs from {', '.join(map(str, paths))}: "
         + ", ".join(f"{n} {s}" for s, n in runs.status.value_counts().items())
-        + ". Tables: `runs.csv` (one row per run)"
+        + ". Tables: `runs.csv` (one row per run), `claims.csv` (the claims scoreboard)"
         + (", `final_losses.csv`." if "sine" in set(runs.task) else "."),
         "",
     ]
@@ -116,6 +117,7 @@ def _write(runs, metrics, paths: list[Path], out: Path, title: str = "") -> Path
         from optrepro.report import hta
 
         lines += hta.hta_section(runs[runs.experiment.fillna("").str.startswith("hta/")], out)
+    lines += claims_section(runs, metrics, out)  # claims.csv, claims.md: every claim, most of them `not run`
     diverged = runs[runs.status != "completed"]
     if len(diverged):
         lines += ["## Runs that did not complete", "", to_markdown(diverged[["run_dir", "status"]]), ""]
