@@ -7,6 +7,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -283,3 +284,18 @@ def test_make_docs_script_without_runs_writes_every_claim_not_run(tmp_path):
     assert text.split(C.START)[0] == README.split(C.START)[0]
     assert text.split(C.END)[1] == README.split(C.END)[1]
     assert "| old | table |" not in text and "| HTA-T1-n2 |" in text
+
+
+def test_runs_of_different_configs_are_never_pooled_into_one_claim(tmp_path):
+    """Two seeds at lr 1e-3 and one at lr 1e-1 of the same sine figure: the claim uses the two-run series only
+    and names the other as left out."""
+    from optrepro.report.claims import _one_series
+
+    rows = [
+        pd.Series({"experiment": "ht/sine_f1", "config": {"seed": s, "optimizer": {"lr": lr}}, "run_dir": f"r{i}"})
+        for i, (s, lr) in enumerate([(0, 1e-3), (1, 1e-3), (2, 1e-1)])
+    ]
+    reasons = Counter()
+    kept = _one_series(rows, reasons)
+    assert [r.run_dir for r in kept] == ["r0", "r1"]
+    assert reasons == {"other config (optimizer.lr=0.1)": 1}

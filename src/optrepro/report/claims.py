@@ -46,6 +46,7 @@ from pathlib import Path
 import pandas as pd
 
 from optrepro.records import read_summary
+from optrepro.report.series import series_labels
 
 VERDICTS = (
     "reproduced",
@@ -685,6 +686,7 @@ def evaluate_one(claim: Claim, runs: pd.DataFrame, metrics: pd.DataFrame, curves
                 reasons["grid-stage (short budget)"] += 1
                 continue
         usable.append(r)
+    usable = _one_series(usable, reasons)
     # per value of ``per`` (or one bucket), per group: the runs' numbers
     buckets: dict = {}
     used_dirs = set()
@@ -738,6 +740,22 @@ def evaluate_one(claim: Claim, runs: pd.DataFrame, metrics: pd.DataFrame, curves
     else:
         row["verdict"] = "not reproduced" if at_scale else "not reproduced (reduced scale)"
     return row
+
+
+def _one_series(usable: list, reasons: Counter) -> list:
+    """Runs whose configs differ in more than the seed are never pooled (``series.series_labels``): a claim uses the
+    series with the most runs, and the others are left out, named."""
+    if len(usable) < 2:
+        return usable
+    labels = series_labels(pd.DataFrame(usable).reset_index(drop=True))
+    if labels.nunique() == 1:
+        return usable
+    counts = labels.value_counts()
+    chosen = sorted(counts.index, key=lambda label: (-counts[label], label))[0]
+    for label, n in counts.items():
+        if label != chosen:
+            reasons[f"other config ({label})"] += int(n)
+    return [r for r, label in zip(usable, labels) if label == chosen]
 
 
 def evaluate(claims: list[Claim], runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
