@@ -16,7 +16,7 @@ from optrepro.config import ConfigError
 
 #: extra -> the distributions it installs (pyproject.toml lists the same with their version ranges; a test checks)
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "wandb": ("wandb",),
+    "wandb": ("wandb", "wandb-workspaces"),
     "slurm": ("hydra-submitit-launcher",),
     "optuna": ("hydra-optuna-sweeper",),
     "tensorboard": ("tensorboard",),

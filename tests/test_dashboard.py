@@ -1,0 +1,72 @@
+"""The dashboards draw what the runs log: for every panel of every paper's specification, the metric and the
+x-axis are keys that a smoke run of that figure's preset sends to W&B, and the run set's grouping key and filters are
+keys of its W&B config (read back from the offline run files)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import wandb_records
+
+from optrepro.config import compose
+from optrepro.dashboard import SPECS, main, spec
+from optrepro.train import run
+
+pytest.importorskip("wandb")
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+EXPERIMENTS = sorted({figure["experiment"] for figures in SPECS.values() for figure in figures})
+
+
+def logged(run_file) -> tuple[set[str], dict]:
+    """(history keys, config) of an offline W&B run file."""
+    keys, config = set(), {}
+    for record in wandb_records(run_file):
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            keys |= {i.key or ".".join(i.nested_key) for i in record.history.item}
+        elif kind == "config":
+            config |= {i.key: json.loads(i.value_json) for i in record.config.update}
+        elif kind == "run":  # the config given to wandb.init travels in the run record
+            config |= {i.key: json.loads(i.value_json) for i in record.run.config.update}
+            config["__group__"] = record.run.run_group
+    return keys, config
+
+
+def lookup(config: dict, dotted: str):
+    value = config
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_panel_reads_keys_that_its_preset_logs(experiment, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run(compose([f"experiment={experiment}", "profile=smoke", "logger=wandb", f"paths.run_dir={tmp_path}"]))
+    files = sorted(tmp_path.rglob("run-*.wandb"))
+    assert files
+    keys, config = logged(files[0])
+    figures = [f for figures in SPECS.values() for f in figures if f["experiment"] == experiment]
+    for figure in figures:
+        assert config["__group__"] == figure["filters"]["group"]
+        lookup(config, figure["groupby"])  # the grouping key is in every run's config
+        for key in figure["filters"]:
+            if key.startswith("config."):
+                lookup(config, key.removeprefix("config."))
+        for panel in figure["panels"]:
+            assert panel["x"] in keys, (figure["figure"], panel["x"])
+            assert set(panel["y"]) <= keys, (figure["figure"], panel["y"])
+
+
+def test_offline_the_specification_is_written_with_the_command_that_publishes_it(tmp_path, capsys):
+    assert main(["all", "--offline", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    for paper in SPECS:
+        document = json.loads((tmp_path / f"{paper}.json").read_text())
+        assert document == json.loads(json.dumps(spec(paper, None, "optrepro")))
+        assert f"optrepro-dashboard {paper} --project optrepro" in printed
+    ht = {f["figure"]: f for f in SPECS["ht"]}
+    assert ht["HT Figure 1b"]["filters"] == {"group": "ht/sine_f1", "config.task.omega": 137}
+    assert ht["HT Figure 1b"]["aggregation"] == "median" and ht["HT Figure 1b"]["panels"][0]["log_y"]
