@@ -110,3 +110,21 @@ def test_a_toy_experiment_sends_its_tables_to_the_configured_loggers(tmp_path, m
 
     events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()
     assert {"tables/table/text_summary", "tables/starts/text_summary"} <= set(events.Tags()["tensors"])
+
+
+def test_best_follows_each_metrics_declared_direction(tmp_path):
+    """The summary's best is the minimum of a loss and the maximum of an accuracy, as the task declares them; a
+    method's extra column (no direction) gets none. train/objective is a loss: its best is its minimum (it used to
+    be recorded at its maximum, guessed from the key's name)."""
+    from optrepro.records import MemberLog
+    from optrepro.tasks import Classification
+
+    directions = Classification("cifar10").metrics()
+    assert directions["test/acc"] == "max" and directions["train/objective"] == "min"
+    log = MemberLog(tmp_path, [0], directions)
+    rows = [(0.9, 0.2, 3.0, 5.0), (0.5, 0.6, 1.0, 7.0), (0.7, 0.4, 2.0, 6.0)]
+    for epoch, (loss, acc, objective, coupling) in enumerate(rows):
+        log.write(0, {"epoch": epoch, "test/loss": loss, "test/acc": acc, "train/objective": objective,
+                      "homotopy/coupling": coupling})  # fmt: skip
+    (summary,) = log.finish({})
+    assert summary["best"] == {"test/loss": 0.5, "test/acc": 0.6, "train/objective": 1.0}
