@@ -45,3 +45,21 @@ def test_a_rerun_writes_into_the_same_wandb_run(make_cfg, tmp_path, monkeypatch)
     run(cfg)
     ids = {p.name.removeprefix("run-").removesuffix(".wandb") for p in (tmp_path / "run").rglob("run-*.wandb")}
     assert ids == {run_id(tmp_path / "run")}
+
+
+def test_the_report_logs_its_figures_and_tables_to_wandb(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    from conftest import wandb_records
+
+    from optrepro.report.cli import main
+
+    run(make_cfg("ensemble.size=2"))
+    out = tmp_path / "report"
+    assert main([str(tmp_path / "run"), "--out", str(out), "--wandb"]) == 0
+    (file,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
+    history = [i for r in wandb_records(file) if r.WhichOneof("record_type") == "history" for i in r.history.item]
+    logged = {i.key or i.nested_key[0] for i in history}
+    pngs = {f"figures/{p.relative_to(out).with_suffix('')}" for p in out.glob("*.png")}
+    csvs = {f"tables/{p.relative_to(out).with_suffix('')}" for p in out.glob("*.csv")}
+    assert pngs and csvs and pngs | csvs <= logged
+    assert list((out / "wandb").rglob("media/images/figures/ht_sine_sine_f1_omega137_*.png"))  # the image itself

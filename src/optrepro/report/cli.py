@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="also draw a figure that needs no runs (HT Figure 5: ht-f5; HT Figure 6: ht-f6)",
     )
+    parser.add_argument("--wandb", action="store_true", help="also log the figures and tables as a W&B run")
+    parser.add_argument("--wandb-project", default="optrepro")
     args = parser.parse_args(argv)
     if not args.paths and not args.figure:
         parser.error("give at least one run directory or --figure")
@@ -151,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"optrepro-report: error: {err}", file=sys.stderr)
             return 2
         print(f"wrote {report}")
+    if args.wandb:
+        from optrepro.report.publish import to_wandb
+
+        print(f"logged {out} to W&B run {to_wandb(out, args.wandb_project)}")
     return 0
 
 
