@@ -11,7 +11,7 @@
 # Extra arguments go to every optrepro-train call (e.g. trainer=gpu, profile=quick). Completed runs are skipped, so
 # an interrupted stage is resumed by running it again.
 set -euo pipefail
-out=${OPTREPRO_OUT:-outputs}
+source "$(dirname "$0")/output_root.sh"  # sets out (a sub-folder per non-paper profile)
 what=${1:?usage: th_deep.sh grid|fig4.4|fig4.5|fig4.6|fig2 PROBLEM [ARGS]}
 problem=${2:?give a problem: a-f (chapter 4) or mnist, cifar10, cifar100 (chapter 2)}
 shift 2

@@ -83,3 +83,21 @@ def test_a_figure_below_paper_scale_says_so(lr_sweep, tmp_path):
         "Not paper scale: 3 of 2500 epochs, 2 of 100 seeds per method."
         in (tmp_path / "optimizer.lr=0.001" / "report.md").read_text()
     )
+
+
+def test_sweep_folders_keep_profiles_apart():
+    import subprocess
+    from pathlib import Path
+
+    dirs = {p: compose(["experiment=ht/sine_f1", f"profile={p}"], hydra_config=True).hydra.sweep.dir
+            for p in ("paper", "quick", "smoke")}  # fmt: skip
+    assert dirs == {"paper": "outputs/multirun/ht/sine_f1", "quick": "outputs/multirun/ht/sine_f1/profile=quick",
+                    "smoke": "outputs/multirun/ht/sine_f1/profile=smoke"}  # fmt: skip
+    script = Path(__file__).parents[1] / "scripts" / "output_root.sh"
+
+    def out(*args: str) -> str:
+        cmd = f'source "{script}"; echo "$out"'
+        return subprocess.run(["bash", "-c", cmd, "x", *args], capture_output=True, text=True, env={}).stdout.strip()
+
+    assert out("trainer=gpu") == out("profile=paper") == "outputs"
+    assert out("trainer=gpu", "profile=quick") == "outputs/profile=quick"

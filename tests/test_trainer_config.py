@@ -128,3 +128,11 @@ def test_best_follows_each_metrics_declared_direction(tmp_path):
                       "homotopy/coupling": coupling})  # fmt: skip
     (summary,) = log.finish({})
     assert summary["best"] == {"test/loss": 0.5, "test/acc": 0.6, "train/objective": 1.0}
+
+
+def test_long_toy_loops_print_their_progress_to_a_log(capsys):
+    from optrepro.toys import steps
+
+    assert list(steps(range(5), "HTA Table 1, n=6, plain", every=0.0)) == [0, 1, 2, 3, 4]
+    lines = capsys.readouterr().err.strip().splitlines()  # stderr is not a terminal under pytest: plain lines
+    assert [line.split(" (")[0] for line in lines] == [f"HTA Table 1, n=6, plain: {i}/5" for i in range(1, 6)]

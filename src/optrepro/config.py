@@ -168,6 +168,10 @@ def register_resolvers() -> None:
 
     if not OmegaConf.has_resolver("optrepro.subdir"):
         OmegaConf.register_new_resolver("optrepro.subdir", subdir)
+    if not OmegaConf.has_resolver("optrepro.profile_dir"):  # runs of a non-paper profile keep to their own folder
+        OmegaConf.register_new_resolver(
+            "optrepro.profile_dir", lambda name: "" if name == "paper" else f"/profile={name}"
+        )
 
 
 def experiment_names() -> list[str]:
