@@ -39,5 +39,6 @@ def require(module: str, extra: str, option: str) -> ModuleType:
         missing = err.name or module
         if module != missing and not module.startswith(missing + "."):
             raise  # the module itself is there: something it imports is missing
-        package = " and ".join(EXTRAS[extra])
+        top = missing.split(".")[0]  # the distribution that provides the missing module, else the extra's first
+        package = next((d for d in EXTRAS[extra] if d.replace("-", "_") == top), EXTRAS[extra][0])
         raise ConfigError(f"{option} needs the {package} package: pip install 'optrepro[{extra}]'") from err
