@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from optrepro.report.figures import figure_lines, save, to_markdown
+from optrepro.report.series import scale_note
 from optrepro.toys.gc_saddle import saddle
 
 STYLE = {"gaussian_continuation": ("with continuation", "tab:red"), "plain": ("without continuation", "tab:blue")}
@@ -70,7 +71,7 @@ def mean_and_range(group: pd.DataFrame, column: str) -> pd.DataFrame:
     return group.groupby("epoch")[column].agg(mean="mean", low="min", high="max")
 
 
-def curves_figure(metrics: pd.DataFrame, experiment: str, out: Path) -> dict:
+def curves_figure(metrics: pd.DataFrame, experiment: str, out: Path, note: str = "") -> dict:
     """Mean across runs of each panel's metric, per method, with the range over runs shaded (``mean_and_range``)."""
     title, panels = CURVES[experiment]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4))
@@ -91,7 +92,9 @@ def curves_figure(metrics: pd.DataFrame, experiment: str, out: Path) -> dict:
         ax.legend(fontsize=7)
     if "data" in metrics and (metrics["data"] == "mnist5k").any():  # offline runs: say it wherever the numbers go
         title = f"{title} (SUBSET RUN: the 5000-image MNIST subset, task=mnist5k)"
-        fig.suptitle("subset run: mnist5k", fontsize=9)
+    if note:  # below the paper's scale: said in the title and the caption
+        title = f"{title} ({note})"
+    fig.suptitle(title, fontsize=9)  # the figure says what it is (and its scale), not only the caption
     stem = experiment.replace("/", "_")
     files = save(fig, out, stem)
     runs = ", ".join(f"{n} {STYLE.get(m, (m,))[0]}" for m, n in counts.items())
@@ -125,7 +128,8 @@ def gc_section(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path) -> list[str
         # completed runs only: a run still going (or failed) would bend the mean at its last epoch
         gc = metrics[metrics.experiment.isin(list(CURVES)) & (metrics.status == "completed")]
         for experiment in sorted(set(gc.experiment)):
-            items.append(curves_figure(gc[gc.experiment == experiment], experiment, out))
+            note = scale_note(runs[(runs.experiment == experiment) & (runs.status == "completed")])
+            items.append(curves_figure(gc[gc.experiment == experiment], experiment, out, note))
         if len(gc):
             table = final_table(gc)
             table.to_csv(out / "gc_final.csv", index=False)
