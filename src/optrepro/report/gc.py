@@ -35,7 +35,7 @@ def saddle_figure(run_dir: Path, out: Path) -> dict:
     """GC Figure 4 from a ``gc/saddle_f4`` run's ``paths.csv``."""
     paths = pd.read_csv(Path(run_dir) / "paths.csv")
     keys = list(dict.fromkeys(zip(paths.a, paths.beta)))
-    fig, axes = plt.subplots(2, len(keys), figsize=(3.6 * len(keys), 6.6), squeeze=False)
+    fig, axes = plt.subplots(2, len(keys), figsize=(3.6 * len(keys), 6.6), squeeze=False, layout="constrained")
     grid = np.linspace(-3.5, 3.5, 200)
     x, y = np.meshgrid(grid, grid)
     vmax = paths["lambda"].max()
@@ -74,7 +74,7 @@ def mean_and_range(group: pd.DataFrame, column: str) -> pd.DataFrame:
 def curves_figure(metrics: pd.DataFrame, experiment: str, out: Path, note: str = "") -> dict:
     """Mean across runs of each panel's metric, per method, with the range over runs shaded (``mean_and_range``)."""
     title, panels = CURVES[experiment]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), layout="constrained")
     counts = {}
     for ax, (column, label) in zip(np.atleast_1d(axes), panels):
         for method, group in metrics.groupby("method"):

@@ -39,7 +39,7 @@ def _contour(ax, objective, paths: pd.DataFrame, levels) -> None:
 def rosenbrock_figure(run_dir: Path, out: Path) -> dict:
     paths = pd.read_csv(run_dir / "trajectories.csv")
     settings = list(dict.fromkeys(paths.setting))
-    fig, axes = plt.subplots(1, len(settings) + 1, figsize=(4 * (len(settings) + 1), 3.6))
+    fig, axes = plt.subplots(1, len(settings) + 1, figsize=(4 * (len(settings) + 1), 3.6), layout="constrained")
     for ax, setting in zip(axes, settings):
         p = paths[paths.setting == setting]
         _contour(ax, rosenbrock_ns, p, np.geomspace(0.05, 1000, 15))
@@ -68,7 +68,7 @@ def rosenbrock_figure(run_dir: Path, out: Path) -> dict:
 def spirals_figure(run_dir: Path, out: Path) -> dict:
     paths = pd.read_csv(run_dir / "trajectories.csv")
     settings = list(dict.fromkeys(paths.setting))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
     _contour(axes[0], quadratic, paths, np.geomspace(0.01, 3000, 12))
     for setting in settings:
         p = paths[paths.setting == setting]
@@ -76,10 +76,15 @@ def spirals_figure(run_dir: Path, out: Path) -> dict:
         axes[1].plot(p.iteration, p.J, lw=1, label=setting)
         axes[2].plot(p.iteration, p.distance, lw=1, label=setting)
     axes[0].legend(fontsize=7)
+    axes[0].set_xlabel("t1")
+    axes[0].set_ylabel("t2")
     for ax, name in zip(axes[1:], ("J", "distance to (0, 0)")):
         ax.set_yscale("log")
         ax.set_xlabel("iteration")
         ax.set_ylabel(name)
+    for ax, title in zip(axes, ("(a) paths on the contours of J", "(b) J", "(c) distance to the minimizer")):
+        ax.set_title(title, fontsize=9)
+    fig.suptitle("TH Figure 3.2: INNA on J = t1^2 + 2 t2^2", fontsize=10)
     files = save(fig, out, "th_f3_2_spirals")
     caption = (
         "TH Figure 3.2: full-batch INNA on J = t1^2 + 2 t2^2 from (1, 1), step 1e-2, "
