@@ -56,3 +56,9 @@ def test_report_on_an_empty_directory_says_so(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2 and "no runs" in result.stderr
+
+
+def test_figure_five_goes_into_the_report_it_is_drawn_with(three_methods, tmp_path):
+    assert report_main([str(three_methods), "--figure", "ht-f5", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "## Figures drawn from the equations" in text and "(ht_f5_homotopy_pictures.png)" in text

@@ -143,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.paths and not args.figure:
         parser.error("give at least one run directory or --figure")
     out = args.out or (args.paths[0] if args.paths else Path("outputs/report"))
+    drawn = []
     for name in args.figure:
         for item in FIGURES[name](out):
+            drawn += figure_lines(item["caption"], item["files"])
             print(f"wrote {out / item['files'][0]}")
     if args.paths:
         try:
@@ -152,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         except FileNotFoundError as err:
             print(f"optrepro-report: error: {err}", file=sys.stderr)
             return 2
+        if drawn:  # the pictures drawn from the equations belong in the report too (HT Figures 5, 6)
+            report.write_text(report.read_text() + "\n## Figures drawn from the equations\n\n" + "\n".join(drawn))
         print(f"wrote {report}")
     if args.wandb:
         from optrepro.report.publish import to_wandb
