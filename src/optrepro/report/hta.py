@@ -11,6 +11,7 @@ import pandas as pd
 
 from optrepro.records import METRICS
 from optrepro.report.figures import figure_lines, percent, save, to_markdown
+from optrepro.report.series import scale_note
 
 #: HTA Table 2: final-epoch test error (%) of plain SGD and of HTA per VGG depth.
 PAPER_T2 = {11: (7.83, 7.02), 13: (5.82, 5.14), 16: (6.14, 5.71), 19: (6.35, 5.88)}
@@ -111,7 +112,8 @@ def _curves(vgg: pd.DataFrame, experiment: str, depth: int, column: str, out: Pa
         ax.plot(values.index, values.values, lw=1.2, label=f"{method} ({len(group)} runs)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("test error (%)" if column == "error" else "test accuracy (%)")
-    ax.set_title(title)
+    note = scale_note(runs)
+    ax.set_title(title + (f"\n({note})" if note else ""), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
     return save(fig, out, stem)

@@ -76,16 +76,19 @@ def _preset_scale(experiment: str) -> tuple[int, int] | None:
 def scale_note(group: pd.DataFrame) -> str:
     """'' when the runs of ``group`` (one experiment and series) are at the paper's scale, else what is smaller:
     ``'not paper scale: profile quick, 250 of 2500 epochs, 5 of 100 seeds per method'``."""
+    if group.empty or "experiment" not in group:
+        return ""
     experiment = str(group.experiment.iloc[0])
     preset = _preset_scale(experiment)
-    profile = ", ".join(sorted({str(p) for p in group.profile.dropna()}))
-    epochs = int(group.epochs.max()) if group.epochs.notna().any() else None
-    seeds = int(group.groupby("method").seed.nunique().min()) if len(group) else 0
+    column = lambda name: group[name].dropna() if name in group else pd.Series(dtype=object)  # noqa: E731
+    profile = ", ".join(sorted({str(p) for p in column("profile")}))
+    epochs = int(column("epochs").max()) if len(column("epochs")) else None
+    seeds = int(group.groupby("method").seed.nunique().min()) if {"method", "seed"} <= set(group) else None
     parts = []
     if profile and profile != "paper":
         parts.append(f"profile {profile}")
     if preset and epochs is not None and epochs < preset[0]:
         parts.append(f"{epochs} of {preset[0]} epochs")
-    if preset and seeds < preset[1]:
+    if preset and seeds is not None and seeds < preset[1]:
         parts.append(f"{seeds} of {preset[1]} seeds per method")
     return "not paper scale: " + ", ".join(parts) if parts else ""

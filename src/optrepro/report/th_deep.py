@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from optrepro.report.figures import figure_lines, percent, save, to_markdown
+from optrepro.report.series import scale_note
 
 OPTIMIZERS = {
     "SGD": ("SGD", "tab:blue"),
@@ -118,7 +119,7 @@ def problem_figure(experiment: str, table: pd.DataFrame, metrics: pd.DataFrame, 
     chapter2 = experiment.startswith("th/f2_")
     x = "grad_evals" if has_evals and not chapter2 else "epoch"
     right = "test/acc" if "test/acc" in m and m["test/acc"].notna().any() else "test/loss"
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     palette = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
     n_seeds = []
     for label, group in runs.groupby("label", sort=True):
@@ -148,6 +149,8 @@ def problem_figure(experiment: str, table: pd.DataFrame, metrics: pd.DataFrame, 
     stem, title = "th_" + experiment.split("/", 1)[1], PROBLEMS.get(experiment, experiment)
     if (runs.reuse.fillna(1) > 1).any():  # TH Figure 4.5: the same problem, every minibatch used twice
         stem, title = stem + "_reuse", title.replace("Figure 4.4", "Figure 4.5") + ", every minibatch used twice"
+    note = scale_note(runs) if len(runs) else ""
+    fig.suptitle(title + (f" ({note})" if note else ""), fontsize=9)
     files = save(fig, out, stem)
     seeds = f"{min(n_seeds)}-{max(n_seeds)}" if n_seeds and min(n_seeds) != max(n_seeds) else max(n_seeds, default=0)
     caption = (
@@ -156,6 +159,7 @@ def problem_figure(experiment: str, table: pd.DataFrame, metrics: pd.DataFrame, 
         + f" against {'gradient evaluations' if x == 'grad_evals' else 'epochs'}; lines: mean over "
         + f"{seeds} runs; band: best and worst run (by final train loss"
         + ("; by final test accuracy on the right)." if chapter2 and right == "test/acc" else ").")
+        + (f" {note[0].upper()}{note[1:]}." if note else "")
     )
     return {"files": files, "caption": caption}
 
