@@ -3,7 +3,7 @@
 # run, 22 runs; GPUs needed), then one report. Extra arguments go to every optrepro-train call
 # (e.g. `make hta-all ARGS="trainer=gpu"` or `ARGS="profile=quick"`). HTA_T1_ONLY=1 stops after Table 1.
 set -euo pipefail
-out=${OPTREPRO_OUT:-outputs}
+source "$(dirname "$0")/output_root.sh"  # sets out (a sub-folder per non-paper profile)
 optrepro-train experiment=hta/function_t1 paths.run_dir="$out/hta/function_t1" "$@"
 if [[ "${HTA_T1_ONLY:-0}" != 1 ]]; then
   optrepro-train -m experiment=hta/vgg_t2 sweep=hta/t2 hydra.sweep.dir="$out/multirun/hta/vgg_t2" "$@"
