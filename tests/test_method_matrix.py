@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import tiny
 
 from optrepro.config import ConfigError, compose
 from optrepro.train import run
@@ -17,19 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: one preset per kind of task, at a scale of seconds (generated data where the task reads a dataset)
 KINDS = {
-    "regression": [
-        "experiment=ht/sine_f1",
-        "profile=paper",
-        "ensemble.size=1",
-        "task.n_samples=200",
-        "task.batch_size=32",
-        "model.hidden=16",
-        "model.depth=2",
-        "homotopy.gamma=2",
-        "homotopy.k=1",
-        "homotopy.source_epochs=1",
-        "trainer.epochs=3",
-    ],
+    "regression": tiny(),  # the sine task of conftest: 200 samples, gamma 2, k 1, one source epoch, 3 epochs
     "trajectory": ["experiment=gc/lotka_volterra_f6", "profile=smoke"],
     "classification": ["experiment=gc/mnist_mlp_f5", "profile=smoke", "model.layers=4"],
     "paired classification": ["experiment=ht/mnist_fmnist_f3a", "profile=smoke", "homotopy.source_epochs=1"],
