@@ -11,8 +11,15 @@ from optrepro.config import ConfigError, apply_profile, validate
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("optimizer.lr=-1", "optimizer.lr=-1 is not allowed: optimizer.lr must be > 0"),
+        ("optimizer.lr=-1", "optimizer.lr=-1 is not allowed: optimizer.lr must be finite and > 0"),
         ("optimizer.lr=0", "optimizer.lr=0 is not allowed"),
+        ("optimizer.lr=inf", "optimizer.lr=inf is not allowed: optimizer.lr must be finite and > 0"),
+        (
+            "optimizer=sgd optimizer.momentum=1.5",
+            "optimizer.momentum=1.5 is not allowed: optimizer.momentum must be in",
+        ),
+        ("optimizer.betas=[0.9,1.2]", "is not allowed: optimizer.betas must be two values in"),
+        ("optimizer.weight_decay=-1", "optimizer.weight_decay=-1 is not allowed"),
         ("trainer.epochs=0", "trainer.epochs=0 is not allowed: trainer.epochs must be an integer >= 1"),
         ("homotopy.gamma=0", "homotopy.gamma=0 is not allowed: homotopy.gamma must be an integer >= 1"),
         ("task.omega=-3", "task.omega=-3 is not allowed: task.omega must be > 0"),
@@ -40,7 +47,7 @@ def _train(cwd, *args: str) -> subprocess.CompletedProcess:
 def test_command_line_reports_bad_value_and_exits_2(tmp_path):
     result = _train(tmp_path, "experiment=ht/sine_f1", "optimizer.lr=-0.1")
     assert result.returncode == 2
-    assert "optimizer.lr=-0.1 is not allowed: optimizer.lr must be > 0" in result.stderr
+    assert "optimizer.lr=-0.1 is not allowed: optimizer.lr must be finite and > 0" in result.stderr
     assert not list(tmp_path.rglob("summary.json"))  # nothing ran
 
 

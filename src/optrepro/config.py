@@ -94,7 +94,15 @@ def validate(cfg: DictConfig) -> None:
     """Check the values a run depends on; raise ``ConfigError`` naming the first bad key."""
     _require(cfg, "seed", lambda v: _is_int(v) and v >= 0, "an integer >= 0")
     _require(cfg, "ensemble.size", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
-    _require(cfg, "optimizer.lr", lambda v: v > 0, "> 0")
+    _require(cfg, "optimizer.lr", lambda v: math.isfinite(v) and v > 0, "finite and > 0")
+    _require(cfg, "optimizer.momentum", lambda v: 0 <= v < 1, "in [0, 1)")
+    _require(cfg, "optimizer.weight_decay", lambda v: math.isfinite(v) and v >= 0, "finite and >= 0")
+    _require(
+        cfg,
+        "optimizer.betas",
+        lambda v: not isinstance(v, int | float | str) and len(v) == 2 and all(0 <= b < 1 for b in v),
+        "two values in [0, 1) (Adam's beta1, beta2)",
+    )
     _require(cfg, "trainer.epochs", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
     _require(cfg, "trainer.limit_batches", lambda v: _is_int(v) and v >= 1, "an integer >= 1 or null")
     _require(cfg, "task.omega", lambda v: v > 0, "> 0")
