@@ -62,6 +62,11 @@ def test_toy_tasks_refuse_a_method_and_lightning_callbacks(tmp_path):
         run(compose(["experiment=gc/saddle_f4", "method=hta", f"paths.run_dir={tmp_path}"]))
     with pytest.raises(ConfigError, match="callbacks=rich_progress do not apply to task=gc_saddle"):
         run(compose(["experiment=gc/saddle_f4", "callbacks=rich_progress", f"paths.run_dir={tmp_path}"]))
+    with pytest.raises(ConfigError, match="trainer.gradient_clip_val do not apply to task=gc_saddle"):
+        run(compose(["experiment=gc/saddle_f4", "+trainer.gradient_clip_val=1", f"paths.run_dir={tmp_path}"]))
+    with pytest.raises(ConfigError, match="trainer.accelerator=gpu do not apply to task=hta_function"):
+        run(compose(["experiment=hta/function_t1", "trainer=gpu", f"paths.run_dir={tmp_path}"]))
+    assert not (tmp_path / "summary.json").exists()
 
 
 def test_early_stopping_ends_the_run_and_the_summary_says_where(make_cfg, tmp_path):

@@ -170,6 +170,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+#: the trainer values a toy task runs with (its loop is a plain CPU loop; anything else would be ignored)
+TOY_TRAINER = {"accelerator": "cpu", "checkpoint": False, "compile": False}
+
+
 def _check_toy(cfg: DictConfig) -> None:
     """A toy task runs its own loop over its own methods: the Lightning-only options do not apply to it."""
     if cfg.method.name != "plain":
@@ -184,6 +188,18 @@ def _check_toy(cfg: DictConfig) -> None:
         )
     if cfg.ensemble.size != 1:
         raise ConfigError(f"ensemble.size={cfg.ensemble.size} does not apply to task={cfg.task.name}: sweep seeds")
+    # the Trainer never runs: a Trainer flag, a device, a checkpoint or compilation would be silently ignored
+    extra = sorted(
+        set(trainer_arguments(cfg)) - {"accelerator", "devices", "precision", "strategy", "log_every_n_steps"}
+    )
+    lightning_only = [f"trainer.{k}" for k in extra] + [
+        f"trainer.{k}={cfg.trainer[k]}" for k, plain in TOY_TRAINER.items() if cfg.trainer.get(k) != plain
+    ]
+    if lightning_only:
+        raise ConfigError(
+            f"{', '.join(lightning_only)} do not apply to task={cfg.task.name}: it runs its own loop on the CPU, "
+            "without Lightning"
+        )
 
 
 def _check_task(cfg: DictConfig, task, members: int) -> None:
