@@ -104,7 +104,7 @@ def test_interrupted_run_resumes_from_its_checkpoint_and_ends_as_if_uninterrupte
     assert metrics["runs/completed"] == 2
     # the checkpoint of an epoch is written after the module's epoch end, so the crash (with or without the row of
     # target epoch 1 written) came before it: training resumes at trainer epoch 2 (target epoch 1) and redoes it
-    assert "last.ckpt at epoch 2" in capsys.readouterr().err
+    assert "last.ckpt at epoch 1 (trainer epoch 2, after 1 source epochs)" in capsys.readouterr().err
     for seed in (0, 1):
         straight = read_metrics(tmp_path / "straight" / f"seed={seed}")
         resumed = read_metrics(tmp_path / "resumed" / f"seed={seed}")
@@ -138,8 +138,9 @@ def test_step_tuned_sgd_refuses_to_mix_ensemble_members(make_cfg):
         run(make_cfg("optimizer=step_tuned_sgd", "ensemble.size=2"))
 
 
-def test_a_failed_run_in_a_sweep_is_logged_and_the_sweep_goes_on(make_cfg, tmp_path, monkeypatch, caplog):
-    """In a multirun, an exception during training marks the run failed and returns; it does not stop the sweep."""
+def test_a_failed_run_in_a_sweep_is_logged_and_raised_for_hydra(make_cfg, tmp_path, monkeypatch, caplog):
+    """In a multirun, an exception during training marks the run failed (with the error) and reaches Hydra, which
+    runs the sweep's other points and then exits non-zero (tests/test_run_store.py runs such a sweep)."""
     import lightning
 
     from optrepro import train
@@ -150,7 +151,11 @@ def test_a_failed_run_in_a_sweep_is_logged_and_the_sweep_goes_on(make_cfg, tmp_p
     monkeypatch.setattr(train, "_hydra_context", lambda: (None, True, "method=x"))
     monkeypatch.setattr(lightning.Trainer, "fit", boom)
     run_dir = tmp_path / "failed"
-    metrics = train.run(make_cfg(run_dir=run_dir))
-    assert metrics["runs/failed"] == 1 and metrics["runs/completed"] == 0
-    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    with pytest.raises(RuntimeError, match="boom"):
+        train.run(make_cfg(run_dir=run_dir))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"] == "RuntimeError: boom"
+    assert summary["metrics"]["runs/failed"] == 1 and summary["metrics"]["runs/completed"] == 0
     assert "boom" in caplog.text and "the sweep goes on" in caplog.text
+
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,9 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Checkpoint
+
+from optrepro.interrupts import StopRequests
+from optrepro.records import DiskFull
 
 LAST = Path("checkpoints") / "last.ckpt"
 
@@ -22,12 +26,15 @@ class LastCheckpoint(Checkpoint):
     before then resumes at that epoch and writes its row again. The file is written beside its final name and
     renamed into place, so an interruption never leaves a half-written checkpoint behind.
 
+    ``stop``: the run's stop requests (``optrepro.interrupts``): when one is pending at an epoch's end, that
+    epoch is checkpointed whatever ``every`` says and the run stops there, so a signal loses no finished epoch.
+
     Torch's generators are saved because methods draw from them (GC's noise); data order and augmentation come
     from generators seeded per epoch and need nothing. Under DDP the file holds rank 0's generators.
     """
 
-    def __init__(self, path: Path, every: int):
-        self.path, self.every = Path(path), max(1, int(every))
+    def __init__(self, path: Path, every: int, stop: StopRequests | None = None):
+        self.path, self.every, self.stop = Path(path), max(1, int(every)), stop
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"torch": torch.get_rng_state()}
@@ -43,12 +50,31 @@ class LastCheckpoint(Checkpoint):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         done = trainer.current_epoch + 1
-        if done % self.every and done != trainer.max_epochs and not trainer.should_stop:
-            return
+        stopping = self.stop is not None and self.stop.signum is not None
+        if done % self.every == 0 or done == trainer.max_epochs or trainer.should_stop or stopping:
+            self.save(trainer)
+        if stopping:
+            self.stop.check()
+
+    def save(self, trainer: L.Trainer) -> None:
+        """Write beside the final name, then rename; nothing partial stays behind (a full disk: ``DiskFull``)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        trainer.save_checkpoint(tmp)
-        os.replace(tmp, self.path)
+        try:
+            trainer.save_checkpoint(tmp)
+            if trainer.is_global_zero:
+                os.replace(tmp, self.path)
+        except BaseException as err:
+            if trainer.is_global_zero:
+                tmp.unlink(missing_ok=True)
+            if isinstance(err, OSError | RuntimeError) and _no_space(err):
+                raise DiskFull(self.path) from err
+            raise
+
+
+def _no_space(err: BaseException) -> bool:
+    """torch.save reports a full disk as an OSError, or as a RuntimeError from its zip writer."""
+    return getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err) or "file write failed" in str(err)
 
 
 def resumable_epoch(path: Path) -> int | None:

@@ -45,13 +45,17 @@ PLUGIN_EXTRAS = {
 
 
 def _task(cfg: DictConfig) -> float | None:
-    from optrepro.train import run
+    """One job. A bad config stops a single run with status 2; in a sweep it fails that point only (its folder's
+    summary says why) and Hydra runs the others, then exits non-zero."""
+    from optrepro.train import run, sweep_point_refused
 
     try:
         metrics = run(cfg)
     except ConfigError as err:
         print(f"optrepro-train: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        if not sweep_point_refused(cfg, err):
+            sys.exit(2)
+        raise
     value = metrics.get(metrics.get("monitor", ""))
     return value if isinstance(value, float) else None
 

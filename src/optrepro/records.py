@@ -6,49 +6,172 @@ Rows are flushed as they are written, so an interrupted run keeps every finished
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
+import io
 import json
 import math
+import os
 import platform
 import subprocess
 import time
+import zipfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 SUMMARY = "summary.json"
 METRICS = "metrics.csv"
+#: every status a summary can hold; ``running`` is a run in progress, or one whose process died (no lock held)
+STATUSES = ("running", "completed", "diverged", "interrupted", "failed")
+#: the statuses of a run that has nothing left to train (a rerun skips it when its records are sound)
+FINISHED = ("completed", "diverged")
+#: a test hook: seconds to wait inside a resume's rewrite of metrics.csv (widens the window a kill can hit)
+PAUSE_IN_REWRITE = "OPTREPRO_TEST_PAUSE_IN_REWRITE"
+
+
+class DiskFull(OSError):
+    """No space left where a run writes: the run ends with this one message and no partial file."""
+
+    def __init__(self, path: Path):
+        super().__init__(errno.ENOSPC, f"no space left on the device that holds {path}: the run stops here")
+
+
+class CorruptRecords(ValueError):
+    """A run's file that cannot be read back as what it should be (the message says which and why)."""
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``path`` whole or not at all: a temp file beside it, flushed to disk, renamed into place. On any error
+    the temp file is removed (a full disk raises ``DiskFull``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with tmp.open("wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise DiskFull(path) from err
+        raise
 
 
 class MetricsCSV:
-    """Append-only CSV whose columns are fixed by the first row (later rows may leave columns empty)."""
+    """Append-only CSV whose columns are fixed by the first row (later rows may leave columns empty).
+
+    ``resume(before_epoch)`` keeps the rows of earlier epochs of an existing file for a resumed run: they are
+    written to a temp file that replaces the old one in one rename, so a kill during the rewrite loses nothing.
+    """
 
     def __init__(self, path: Path):
-        self.path = path
+        self.path = Path(path)
         self._file = None
         self._writer: csv.DictWriter | None = None
 
-    def write(self, row: dict[str, Any]) -> None:
-        if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("w", newline="")
-            self._writer = csv.DictWriter(self._file, fieldnames=list(row), extrasaction="ignore", restval="")
+    def resume(self, before_epoch: int) -> list[dict[str, Any]]:
+        """Keep the rows with ``epoch < before_epoch`` (byte for byte) and append after them; returns them parsed."""
+        header, raw = _read_raw(self.path)
+        if not header:
+            return []
+        epoch = header.index("epoch")
+        kept = [r for r in raw if int(r[epoch]) < before_epoch]
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\r\n")  # the csv module's default, as DictWriter writes
+        writer.writerows([header, *kept])
+        pause = float(os.environ.get(PAUSE_IN_REWRITE, 0) or 0)
+        if pause:
+            _write_slowly(self.path, text.getvalue(), pause)
+        else:
+            write_atomic(self.path, text.getvalue())
+        self._open(header, mode="a")
+        return [_parse(dict(zip(header, r))) for r in kept]
+
+    def _open(self, fieldnames: list[str], mode: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open(mode, newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=fieldnames, extrasaction="ignore", restval="")
+        if mode == "w":
             self._writer.writeheader()
-        self._writer.writerow({k: _plain(v) for k, v in row.items()})
-        self._file.flush()
+
+    def write(self, row: dict[str, Any]) -> None:
+        try:
+            if self._writer is None:
+                self._open(list(row), mode="w")
+            self._writer.writerow({k: _plain(v) for k, v in row.items()})
+            self._file.flush()
+        except OSError as err:
+            if err.errno == errno.ENOSPC:
+                raise DiskFull(self.path) from err
+            raise
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # a full disk: the rows already flushed are all there is
+                pass
+            self._file = None
+
+
+def _write_slowly(path: Path, text: str, pause: float) -> None:
+    """``write_atomic`` with a pause between writing the temp file and renaming it (the test hook)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, newline="")
+    time.sleep(pause)
+    os.replace(tmp, path)
+
+
+def _read_raw(path: Path) -> tuple[list[str], list[list[str]]]:
+    """(header, rows as strings); raises ``CorruptRecords`` for a row with more or fewer fields than the header."""
+    if not path.is_file():
+        return [], []
+    try:
+        with path.open(newline="") as f:
+            lines = list(csv.reader(f))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise CorruptRecords(f"{path}: not a CSV file ({err})") from err
+    if not lines:
+        return [], []
+    header, rows = lines[0], lines[1:]
+    if "epoch" not in header:
+        raise CorruptRecords(f"{path}: no epoch column in the header")
+    for n, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise CorruptRecords(f"{path}: line {n} has {len(row)} fields, the header {len(header)}")
+        if not _is_number(row[header.index("epoch")]):
+            raise CorruptRecords(f"{path}: line {n} has no epoch number")
+    return header, rows
+
+
+def _is_number(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse(row: dict[str, str]) -> dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if v == "":
+            continue
+        out[k] = int(v) if v.lstrip("-").isdigit() else float(v)
+    return out
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of a metrics.csv as dicts of numbers (empty cells dropped); none if the file is missing."""
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    parse = lambda v: int(v) if v.lstrip("-").isdigit() else float(v)  # noqa: E731
-    return [{k: parse(v) for k, v in row.items() if v != ""} for row in rows]
+    """The rows of a metrics.csv as dicts of numbers (empty cells dropped); none if the file is missing. A file
+    that is not a well-formed table of numbers raises ``CorruptRecords``."""
+    header, raw = _read_raw(Path(path))
+    try:
+        return [_parse(dict(zip(header, r))) for r in raw]
+    except ValueError as err:
+        raise CorruptRecords(f"{path}: a cell is not a number ({err})") from err
 
 
 def _plain(v: Any) -> Any:
@@ -56,19 +179,28 @@ def _plain(v: Any) -> Any:
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The run's summary, or None when there is none or it cannot be read (``summary_problem`` says why)."""
+    try:
+        return load_summary(run_dir)
+    except (FileNotFoundError, CorruptRecords):
+        return None
+
+
+def load_summary(run_dir: Path) -> dict[str, Any]:
+    """The run's summary; ``FileNotFoundError`` if absent, ``CorruptRecords`` if it is not a summary."""
     path = Path(run_dir) / SUMMARY
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+        summary = json.loads(path.read_bytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CorruptRecords(f"{path}: not valid JSON ({type(err).__name__})") from err
+    if not isinstance(summary, dict) or summary.get("status") not in STATUSES:
+        raise CorruptRecords(f"{path}: not a run summary (no status)")
+    return summary
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     """Write atomically (temp file + rename), so a reader never sees half a summary."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / (SUMMARY + ".tmp")
-    tmp.write_text(json.dumps(_finite(summary), indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(run_dir / SUMMARY)
+    write_atomic(Path(run_dir) / SUMMARY, json.dumps(_finite(summary), indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _finite(obj: Any) -> Any:
@@ -138,13 +270,15 @@ class MemberLog:
         self.best: list[dict[str, float]] = [{} for _ in seeds]
         self.diverged_at: list[int | None] = [None] * len(seeds)
         if resume_before_epoch is not None:
-            for i, d in enumerate(self.dirs):
-                for row in read_rows(d / METRICS):
-                    if row["epoch"] < resume_before_epoch:
-                        self.write(i, row)
+            for i, log in enumerate(self.csv):
+                for row in log.resume(resume_before_epoch):
+                    self._track(i, row)
 
     def write(self, i: int, row: dict[str, Any]) -> None:
         self.csv[i].write(row)
+        self._track(i, row)
+
+    def _track(self, i: int, row: dict[str, Any]) -> None:
         self.rows[i] = row
         for k, v in row.items():
             if k in self.directions and isinstance(v, float) and math.isfinite(v):
@@ -155,17 +289,15 @@ class MemberLog:
         if self.diverged_at[i] is None:
             self.diverged_at[i] = epoch
 
-    def finish(self, base: dict[str, Any], failed: bool = False) -> list[dict[str, Any]]:
-        """Write every member's summary; ``base`` holds what members share (config hash, wall time, ...)."""
+    def finish(self, base: dict[str, Any], outcome: str = "completed") -> list[dict[str, Any]]:
+        """Write every member's summary; ``base`` holds what members share (config hash, wall time, ...).
+        ``outcome``: how training ended for the run (``completed``, ``interrupted`` or ``failed``); a member that
+        diverged in a run that completed is ``diverged``."""
         summaries = []
         for i, seed in enumerate(self.seeds):
             self.csv[i].close()
-            if failed:
-                status = "failed"
-            elif self.diverged_at[i] is not None:
-                status = "diverged"
-            else:
-                status = "completed"
+            diverged = self.diverged_at[i] is not None
+            status = "diverged" if diverged and outcome == "completed" else outcome
             summary = {
                 **base,
                 "kind": "run",
@@ -179,3 +311,127 @@ class MemberLog:
             write_summary(self.dirs[i], summary)
             summaries.append(summary)
         return summaries
+
+
+def record_problems(run_dir: Path, seeds: list[int], epochs: int) -> list[str]:
+    """What is wrong with the records of a run that says it finished (empty when all is sound).
+
+    Every member must have a readable summary that finished, and a metrics.csv of numbers whose epochs follow each
+    other and whose last row is the summary's ``final`` (a truncated last row or a deleted file shows here); a
+    member that completed must have reached the last epoch of its budget (``epochs - 1``) unless it stopped early.
+    """
+    problems = []
+    for d in member_dirs(run_dir, seeds):
+        try:
+            summary = load_summary(d)
+        except (FileNotFoundError, CorruptRecords) as err:
+            problems.append(f"{d / SUMMARY}: {'missing' if isinstance(err, FileNotFoundError) else err}")
+            continue
+        if summary["status"] not in ("completed", "diverged"):
+            problems.append(f"{d / SUMMARY}: status {summary['status']}")
+            continue
+        try:
+            rows = read_rows(d / METRICS)
+        except CorruptRecords as err:
+            problems.append(str(err))
+            continue
+        if not rows:
+            problems.append(f"{d / METRICS}: missing or empty")
+            continue
+        epochs_seen = [r["epoch"] for r in rows]
+        if epochs_seen != list(range(epochs_seen[0], epochs_seen[0] + len(rows))):
+            problems.append(f"{d / METRICS}: epochs do not follow each other")
+        elif not same_values(rows[-1], summary.get("final", {})):
+            problems.append(f"{d / METRICS}: the last row is not the summary's final values (cut off?)")
+        elif (
+            summary["status"] == "completed"
+            and summary.get("stopped_early_at_epoch") is None
+            and rows[-1]["epoch"] != epochs - 1
+        ):
+            problems.append(f"{d / METRICS}: ends at epoch {rows[-1]['epoch']}, not {epochs - 1}")
+    return problems
+
+
+def same_values(row: dict[str, Any], final: dict[str, Any]) -> bool:
+    """Whether a parsed CSV row and a summary's ``final`` (JSON, non-finite values as strings) hold the same values."""
+    if set(row) != set(final):
+        return False
+    for k, v in row.items():
+        w = final[k]
+        try:
+            a, b = float(v), float(w)
+        except (TypeError, ValueError):
+            return False
+        if not (a == b or (math.isnan(a) and math.isnan(b))):
+            return False
+    return True
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why the checkpoint at ``path`` cannot be loaded (None when it is whole). A torch checkpoint is a zip archive
+    whose members carry CRCs: a truncated or overwritten file fails here without unpickling anything."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        return f"{path}: not a readable checkpoint ({type(err).__name__}: {err})"
+    return f"{path}: {bad} fails its CRC check" if bad else None
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a broken file out of the way (``name.corrupt``, numbered if taken) and return the new path."""
+    target, n = path.with_name(path.name + ".corrupt"), 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt{n}")
+    os.replace(path, target)
+    return target
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held while a process trains there (``.lock``, ``fcntl.flock``).
+
+    The kernel releases it when its process dies, so a killed run never blocks its own rerun; the file holds
+    ``pid@host`` for the message of a second process that finds it taken.
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / self.NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock if no live process holds it; False (and nothing changed) when one does."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}@{platform.node()}\n".encode())
+        self._fd = fd
+        return True
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "another process"
+        except OSError:
+            return "another process"
+
+    def held_elsewhere(self) -> bool:
+        """Whether a live process holds the lock (tries it and lets go at once)."""
+        if not self.path.exists():
+            return False
+        if not self.acquire():
+            return True
+        self.release()
+        return False
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -8,6 +8,7 @@ Trainer.fit -> per-member ``metrics.csv`` and ``summary.json``, and the run's ow
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import traceback
 import warnings
@@ -23,11 +24,28 @@ from omegaconf import DictConfig, OmegaConf
 from optrepro.checkpoints import LAST, LastCheckpoint, resumable_epoch
 from optrepro.config import ConfigError, apply_profile, validate
 from optrepro.ensemble import build_members
+from optrepro.interrupts import RunInterrupted, StopOnSignal, StopRequests
 from optrepro.loggers import build_loggers, finish_loggers, log_tables, toy_tables, upload_to_wandb
 from optrepro.loop import TrainingLoop
 from optrepro.methods.base import check_applicable
 from optrepro.progress import CompactProgress
-from optrepro.records import MemberLog, Timer, provenance, read_summary, write_summary
+from optrepro.records import (
+    FINISHED,
+    METRICS,
+    SUMMARY,
+    CorruptRecords,
+    DiskFull,
+    MemberLog,
+    RunLock,
+    Timer,
+    checkpoint_problem,
+    load_summary,
+    member_dirs,
+    provenance,
+    record_problems,
+    set_aside,
+    write_summary,
+)
 from optrepro.tasks import make_task, task_class
 from optrepro.trainer import build_callbacks, build_trainer, check_callbacks, has_progress_bar, trainer_arguments
 from optrepro.utils import build, config_hash
@@ -53,6 +71,21 @@ def save_config_that_runs(cfg: DictConfig) -> None:
     tmp.replace(saved)
 
 
+def sweep_point_refused(cfg: DictConfig, err: ConfigError) -> bool:
+    """In a sweep, record a point whose config was refused (its folder's summary: ``failed``, with the reason) and
+    return True: the point fails alone. Outside a sweep, return False (the command stops)."""
+    hydra_dir, multirun, _ = _hydra_context()
+    if not multirun or hydra_dir is None or rank_zero_only.rank != 0:
+        return False
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # the refused value may be what does not resolve
+        config = OmegaConf.to_container(cfg, resolve=False)
+    summary = {"kind": "run", "status": "failed", "error": f"refused: {err}", "experiment": cfg.get("name")}
+    write_summary(hydra_dir, {**summary, "seed": cfg.get("seed"), "config": config, **provenance()})
+    return True
+
+
 def _hydra_context() -> tuple[Path | None, bool, str]:
     """(output dir, multirun?, job tag) when running under Hydra, else (None, False, '')."""
     from hydra.core.hydra_config import HydraConfig
@@ -67,34 +100,106 @@ def _hydra_context() -> tuple[Path | None, bool, str]:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Train one preset (one seed, or ``ensemble.size`` seeds at once) and return its final metrics."""
+    """Train one preset (one seed, or ``ensemble.size`` seeds at once) and return its final metrics.
+
+    A run directory is owned by one process at a time (``RunLock``): a second process that finds it taken skips
+    it. A finished run (completed or diverged, same config) is skipped when all its records check out, and redone
+    from the start when one does not (``records.record_problems``); an interrupted or failed one resumes from its
+    checkpoint when the checkpoint is whole, and starts over when it is not (the broken file is set aside).
+    """
     cfg = apply_profile(cfg)
     validate(cfg)
     trainer_arguments(cfg)  # an unknown or managed Trainer flag is refused before anything runs
     check_callbacks(cfg)
     if cfg.task.module == "toy":
         _check_toy(cfg)
+    else:
+        _check_task(cfg, task_class(cfg.task.module), cfg.ensemble.size)
     save_config_that_runs(cfg)
     hydra_dir, multirun, tag = _hydra_context()
     run_dir = Path(cfg.paths.get("run_dir") or hydra_dir or "outputs/run")
+    label = tag or str(run_dir)
+    lock = RunLock(run_dir) if rank_zero_only.rank == 0 else None  # DDP: the launching rank holds it
+    if lock is not None and not lock.acquire():
+        print(f"[{label}] in progress in process {lock.holder()}: skipped here", file=sys.stderr)
+        return {"monitor": cfg.monitor}
+    try:
+        return _run_owned(cfg, run_dir, multirun, label)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _say(label: str, message: str) -> None:
+    print(f"[{label}] {message}", file=sys.stderr)
+
+
+def _previous_summary(run_dir: Path, label: str) -> dict[str, Any] | None:
+    """The summary left by an earlier attempt; an unreadable one is set aside (and the run starts over)."""
+    try:
+        return load_summary(run_dir)
+    except FileNotFoundError:
+        return None
+    except CorruptRecords as err:
+        _say(label, f"{err}: set aside as {set_aside(run_dir / SUMMARY).name}, the run starts over")
+        return None
+
+
+def _resume_point(cfg: DictConfig, run_dir: Path, previous: dict[str, Any] | None, label: str) -> int | None:
+    """The epoch to resume at from ``checkpoints/last.ckpt``, or None to start from the beginning. A checkpoint
+    that is not whole is set aside, saying so."""
+    ckpt = run_dir / LAST
+    if not (cfg.trainer.checkpoint and ckpt.is_file() and previous is not None):
+        return None
+    problem = checkpoint_problem(ckpt)
+    if problem:
+        _say(label, f"{problem}: set aside as {set_aside(ckpt).name}, the run starts over from epoch 0")
+        return None
+    return resumable_epoch(ckpt)
+
+
+def _run_owned(cfg: DictConfig, run_dir: Path, multirun: bool, label: str) -> dict[str, Any]:
+    """``run`` once this process holds the run directory."""
     chash = config_hash(cfg)
-    previous = read_summary(run_dir)
-    if previous and previous.get("status") == "completed" and previous.get("config_hash") == chash:
-        print(f"[{tag or run_dir}] already completed, skipped ({run_dir / 'summary.json'})", file=sys.stderr)
-        return previous["metrics"]
+    seeds = [cfg.seed + i for i in range(cfg.ensemble.size)]
+    previous = _previous_summary(run_dir, label)
+    if previous is not None and previous.get("config_hash") != chash:
+        previous = None  # another config ran here: nothing of it is reused
+    if previous is not None and previous["status"] in FINISHED:
+        problems = _finished_problems(cfg, run_dir, seeds)
+        if not problems:
+            _say(label, f"already {previous['status']}, skipped ({run_dir / SUMMARY})")
+            return previous.get("metrics", {})
+        _say(label, f"{previous['status']}, but {'; '.join(problems)}: redone from the start")
+        previous = None
     if cfg.task.module == "toy":
         return run_toy(cfg, run_dir, chash)
+    resume_at = _resume_point(cfg, run_dir, previous, label)
+    return _train(cfg, run_dir, chash, seeds, resume_at, multirun, label)
 
-    # An interrupted run (summary says running or failed, same config) continues from its last checkpoint.
+
+def _finished_problems(cfg: DictConfig, run_dir: Path, seeds: list[int]) -> list[str]:
+    """What a rerun finds broken in a finished run: its members' records and, when it checkpoints, the checkpoint."""
+    if cfg.task.module == "toy":
+        return []  # a toy writes its tables and its summary once, at the end
+    problems = record_problems(run_dir, seeds, cfg.trainer.epochs)
     ckpt = run_dir / LAST
-    same_config = previous is not None and previous.get("config_hash") == chash
-    resume_at = resumable_epoch(ckpt) if cfg.trainer.checkpoint and same_config else None
+    if cfg.trainer.checkpoint:
+        problem = checkpoint_problem(ckpt) if ckpt.is_file() else f"{ckpt}: missing"
+        if problem:
+            problems.append(problem)
+            if ckpt.is_file():
+                set_aside(ckpt)
+    return problems
 
-    seeds = [cfg.seed + i for i in range(cfg.ensemble.size)]
-    tag = f"{cfg.name} {tag} seed={cfg.seed}".replace("  ", " ")
+
+def _train(
+    cfg: DictConfig, run_dir: Path, chash: str, seeds: list[int], resume_at: int | None, multirun: bool, label: str
+) -> dict[str, Any]:
+    ckpt = run_dir / LAST
+    tag = f"{cfg.name} {_hydra_context()[2]} seed={cfg.seed}".replace("  ", " ")
     quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    _check_task(cfg, task_class(cfg.task.module), len(seeds))
     datamodule = build(cfg.task, seeds=seeds, limit_batches=cfg.trainer.limit_batches)
     task = make_task(cfg.task.module, cfg.task.name, datamodule)
     method = build(cfg.method, keep=("name",))
@@ -105,10 +210,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             f"optimizer {optimizer.func.__name__} reduces over all parameters, which would mix the members of an "
             f"ensemble: use ensemble.size=1 (and sweep seeds) with it, not ensemble.size={len(seeds)}"
         )
-    keep_before = None if resume_at is None else resume_at - method.source_epochs
     # Under DDP every rank runs this function; only rank 0 writes metrics and summaries.
     writer = rank_zero_only.rank == 0
-    member_log = MemberLog(run_dir, seeds, task.metrics(), resume_before_epoch=keep_before)
+    member_log = None
+    if writer:
+        member_log, resume_at = _member_log(run_dir, seeds, task.metrics(), resume_at, method.source_epochs, label)
     members = build_members(lambda: build(cfg.model), seeds, compile=cfg.trainer.compile)
     lr_schedule = build(cfg.schedule, total=cfg.trainer.epochs)
     module = TrainingLoop(
@@ -117,7 +223,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         method,
         optimizer=optimizer,
         lr_schedule=lr_schedule,
-        log=member_log if writer else None,
+        log=member_log,
         weight_decay=cfg.weight_decay,
         train_metrics=cfg.train_metrics,
     )
@@ -127,47 +233,86 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     interactive = sys.stderr.isatty() and not multirun and len(seeds) == 1
     if writer and not interactive and not has_progress_bar(callbacks):
         callbacks.append(CompactProgress(tag, len(seeds)))
+    stop = StopRequests()
+    # with a checkpoint, a stop signal ends the epoch in progress and checkpoints it; without, the next batch stops
+    callbacks.append(StopOnSignal(stop, finish_epoch=bool(cfg.trainer.checkpoint)))
     if cfg.trainer.checkpoint:
-        callbacks.append(LastCheckpoint(ckpt, cfg.trainer.checkpoint_every))
+        callbacks.append(LastCheckpoint(ckpt, cfg.trainer.checkpoint_every, stop))
     max_epochs = method.source_epochs + cfg.trainer.epochs
     trainer = build_trainer(cfg, run_dir, max_epochs, loggers, callbacks, interactive)
 
     base = {"experiment": cfg.name, "method": method.name, "config_hash": chash, "config": resolved, **provenance()}
+    kind = "ensemble" if len(seeds) > 1 else "run"
     if writer:
-        write_summary(run_dir, {**base, "kind": "ensemble" if len(seeds) > 1 else "run", "status": "running"})
-    timer, failed = Timer(), False
+        write_summary(run_dir, {**base, "kind": kind, "status": "running"})
+    timer, outcome, stopped_by = Timer(), "completed", None
     try:
-        if resume_at is not None:
-            print(f"[{tag}] resuming from {ckpt} at epoch {resume_at}", file=sys.stderr)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt if resume_at is not None else None)
-        if trainer.interrupted:  # Ctrl-C: Lightning returns quietly; the run is not complete
-            raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        failed = True
-        raise
-    except Exception:
-        failed = True
-        if not multirun:
-            raise
-        log.error("run %s failed (the sweep goes on):\n%s", run_dir, traceback.format_exc())
+        with stop:
+            if resume_at is not None:
+                source = method.source_epochs
+                after = f" (trainer epoch {resume_at}, after {source} source epochs)" if source else ""
+                _say(tag, f"resuming from {ckpt} at epoch {resume_at - source}{after}")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt if resume_at is not None else None)
+            if trainer.interrupted:  # Lightning returned without finishing (a stop it handled itself)
+                raise RunInterrupted(stop.signum or signal.SIGINT)
+    except (RunInterrupted, KeyboardInterrupt, SystemExit) as err:  # SIGTERMException is a SystemExit
+        outcome, stopped_by = "interrupted", err
+    except Exception as err:
+        outcome, stopped_by = "failed", err
     finally:
         base["wall_time_s"] = timer.seconds
         stopped = [c.stopped_epoch for c in callbacks if isinstance(c, EarlyStopping) and c.stopped_epoch]
         if stopped:  # the run ended before its budget: the summary says where
             base["stopped_early_at_epoch"] = stopped[0] - method.source_epochs
-        summaries = member_log.finish(base, failed=failed) if writer else []
-        finish_loggers(loggers, failed)
+        if outcome == "failed":
+            base["error"] = f"{type(stopped_by).__name__}: {stopped_by}"
+        finish_loggers(loggers, outcome != "completed")
     if not writer:  # DDP ranks other than 0: rank 0 reports the run
+        if stopped_by is not None:
+            raise stopped_by
         return {}
-    upload_to_wandb(cfg.logger, list(zip(member_log.dirs, summaries)), _hydra_context()[2])
+    summaries = member_log.finish(base, outcome=outcome)
     metrics = _aggregate(summaries, cfg.monitor)
     if len(seeds) == 1:
-        write_summary(run_dir, {**summaries[0], "metrics": metrics})
+        top = {**summaries[0], "metrics": metrics}
     else:
         members = {s["seed"]: s["status"] for s in summaries}
-        status = "failed" if failed else "completed" if metrics["runs/completed"] else "diverged"
-        write_summary(run_dir, {**base, "kind": "ensemble", "status": status, "members": members, "metrics": metrics})
+        status = outcome if outcome != "completed" else "completed" if metrics["runs/completed"] else "diverged"
+        top = {**base, "kind": "ensemble", "status": status, "members": members, "metrics": metrics}
+    if outcome == "interrupted":
+        top["resume"] = (
+            f"the same command resumes from {ckpt}" if cfg.trainer.checkpoint else "the same command starts over"
+        )
+    write_summary(run_dir, top)
+    if outcome == "interrupted":
+        _say(tag, f"interrupted ({stopped_by}): summary says interrupted; {top['resume']}")
+        code = stopped_by.exit_code if isinstance(stopped_by, RunInterrupted) else 1
+        raise SystemExit(code) from stopped_by
+    if outcome == "failed":
+        if multirun and not isinstance(stopped_by, DiskFull):  # Hydra goes on with the other points, then fails
+            log.error(
+                "run %s failed (the sweep goes on):\n%s", run_dir, "".join(traceback.format_exception(stopped_by))
+            )
+        raise stopped_by
+    upload_to_wandb(cfg.logger, list(zip(member_log.dirs, summaries)), _hydra_context()[2])
     return metrics
+
+
+def _member_log(
+    run_dir: Path, seeds: list[int], directions: dict[str, str], resume_at: int | None, source_epochs: int, label: str
+) -> tuple[MemberLog, int | None]:
+    """The members' records, continued from an interrupted run's rows when resuming; records that cannot be
+    continued (a member's metrics.csv broken) make the run start over."""
+    if resume_at is None:
+        return MemberLog(run_dir, seeds, directions), None
+    try:
+        return MemberLog(run_dir, seeds, directions, resume_before_epoch=resume_at - source_epochs), resume_at
+    except CorruptRecords as err:
+        _say(label, f"{err}: the run starts over from epoch 0")
+        for d in member_dirs(run_dir, seeds):
+            if (d / METRICS).is_file():
+                set_aside(d / METRICS)
+        return MemberLog(run_dir, seeds, directions), None
 
 
 #: the trainer values a toy task runs with (its loop is a plain CPU loop; anything else would be ignored)
@@ -236,11 +381,17 @@ def run_toy(cfg: DictConfig, run_dir: Path, chash: str) -> dict[str, Any]:
     timer, threads, failed = Timer(), torch.get_num_threads(), True
     torch.set_num_threads(1)  # tiny tensors: threads only add synchronization (100x slower on a busy machine)
     try:
-        metrics = build(cfg.task, run_dir=run_dir, seed=cfg.seed)
+        with StopRequests(immediate=True):  # a toy writes its tables at the end: a signal stops it at once
+            metrics = build(cfg.task, run_dir=run_dir, seed=cfg.seed)
         log_tables(loggers, run_dir, metrics)
         failed = False
-    except Exception:
-        write_summary(run_dir, {**base, "kind": "run", "status": "failed", "seed": cfg.seed})
+    except (RunInterrupted, KeyboardInterrupt) as err:
+        write_summary(run_dir, {**base, "kind": "run", "status": "interrupted", "seed": cfg.seed})
+        _say(cfg.name, f"interrupted ({err or 'Ctrl-C'}): the same command runs it again")
+        raise SystemExit(err.exit_code if isinstance(err, RunInterrupted) else 130) from err
+    except Exception as err:
+        error = f"{type(err).__name__}: {err}"
+        write_summary(run_dir, {**base, "kind": "run", "status": "failed", "seed": cfg.seed, "error": error})
         raise
     finally:
         torch.set_num_threads(threads)
@@ -270,3 +421,5 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    # a machine with SLURM installed runs local jobs too; under SLURM the launcher starts the tasks (srun)
+    warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system but is not used.*")

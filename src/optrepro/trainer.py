@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
@@ -90,9 +92,19 @@ def has_progress_bar(callbacks: list[L.Callback]) -> bool:
 def build_trainer(
     cfg: DictConfig, run_dir: Path, max_epochs: int, loggers: list, callbacks: list, bar: bool
 ) -> L.Trainer:
-    """The Trainer for one run: the node's arguments, then what the project sets (``MANAGED``)."""
+    """The Trainer for one run: the node's arguments, then what the project sets (``MANAGED``).
+
+    Under SLURM, Lightning's own requeue-on-SIGUSR1 is switched off: submitit (``hydra/launcher=slurm``) owns
+    requeueing, and a stop signal is the run's to handle (``optrepro.interrupts``)."""
+    arguments = {"enable_model_summary": False, **trainer_arguments(cfg)}
+    if os.environ.get("SLURM_NTASKS") and SLURMEnvironment.detect():
+        plugins = arguments.get("plugins") or []
+        arguments["plugins"] = [
+            *(plugins if isinstance(plugins, list) else [plugins]),
+            SLURMEnvironment(auto_requeue=False),
+        ]
     return L.Trainer(
-        **{"enable_model_summary": False, **trainer_arguments(cfg)},
+        **arguments,
         use_distributed_sampler=False,  # datamodules shard by rank themselves (data.images)
         max_epochs=max_epochs,
         limit_train_batches=None,  # the datamodules apply trainer.limit_batches themselves

@@ -10,7 +10,7 @@ from optrepro.illustrations import FIGURES
 from optrepro.report import ht
 from optrepro.report.claims import claims_section
 from optrepro.report.figures import figure_lines, to_markdown
-from optrepro.report.load import load
+from optrepro.report.load import load_all
 from optrepro.report.series import series_labels, slug
 
 
@@ -20,11 +20,14 @@ def write_report(paths: list[Path], out: Path) -> Path:
     Runs whose configs differ in more than the seed (``series.series_labels``) are never aggregated together: each
     series gets its own report in a sub-folder named from the keys that set it apart, linked from ``report.md``.
     """
-    runs, metrics = load(paths)
+    loaded = load_all(paths)
+    runs, metrics = loaded.runs, loaded.metrics
     runs["series"] = series_labels(runs)
     labels = sorted(set(runs.series) - {""})
     if not labels:
-        return _write(runs, metrics, paths, out)
+        report = _write(runs, metrics, paths, out)
+        report.write_text(report.read_text() + _left_out_lines(loaded.left_out))
+        return report
     lines = [
         "",
         "## Series",
@@ -52,8 +55,19 @@ def write_report(paths: list[Path], out: Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         report = out / "report.md"
         report.write_text("# optrepro report\n")
-    report.write_text(report.read_text() + "\n".join(lines) + "\n")
+    report.write_text(report.read_text() + "\n".join(lines) + "\n" + _left_out_lines(loaded.left_out))
     return report
+
+
+def _left_out_lines(left_out: list[tuple[str, str]]) -> str:
+    """The report's section naming every run that could not be read, and why (empty when none)."""
+    if not left_out:
+        return ""
+    table = "\n".join(f"| {folder} | {why} |" for folder, why in left_out)
+    return (
+        f"\n## Runs left out\n\n{len(left_out)} run folders could not be read and are in no figure, table or count "
+        "above; rerunning their command redoes them.\n\n| folder | why |\n|---|---|\n" + table + "\n"
+    )
 
 
 def _write(runs, metrics, paths: list[Path], out: Path, title: str = "") -> Path:
