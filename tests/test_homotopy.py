@@ -70,3 +70,41 @@ def test_gaussian_filter_tends_to_the_exact_target():
 def test_gaussian_filter_form_trains(make_cfg, tmp_path):
     metrics = run(make_cfg("method.form=gaussian_filter", "method.filter_std=0.05", "method.filter_samples=64"))
     assert metrics["runs/completed"] == 1
+
+
+def test_a_fresh_optimizer_at_the_switch_clears_the_state_of_the_pre_training_and_changes_the_run(make_cfg, tmp_path):
+    """homotopy.optimizer_at_switch=fresh: Adam's state is empty when target epoch 0 starts (its step count then
+    restarts from 0), and the target curve differs from keeping the state; the source epochs are the same."""
+    import pandas as pd
+
+    from optrepro.loop import TrainingLoop
+    from optrepro.train import run
+
+    seen = {}
+    original = TrainingLoop.on_train_epoch_start
+
+    def record(self):
+        original(self)
+        if self.budget_epoch == 0:
+            state = self.trainer.optimizers[0].state
+            seen[self.method.fresh_optimizer] = [int(s["step"]) for s in state.values()] if state else []
+
+    TrainingLoop.on_train_epoch_start = record
+    try:
+        for switch in ("keep", "fresh"):
+            run(make_cfg("method=warm_start", f"homotopy.optimizer_at_switch={switch}", run_dir=tmp_path / switch))
+    finally:
+        TrainingLoop.on_train_epoch_start = original
+    keep, fresh = (pd.read_csv(tmp_path / s / "metrics.csv") for s in ("keep", "fresh"))
+    source_steps = int(keep.loc[keep.epoch == -1, "grad_evals"].iloc[0])  # Adam: one gradient per step
+    assert seen[True] == [] and set(seen[False]) == {source_steps} and source_steps > 0
+    source = keep.epoch < 0
+    pd.testing.assert_frame_equal(keep[source], fresh[source])
+    assert (keep.loc[~source, "train/loss"].to_numpy() != fresh.loc[~source, "train/loss"].to_numpy()).all()
+
+
+def test_a_switch_that_is_neither_keep_nor_fresh_is_refused_by_key(make_cfg):
+    from optrepro.train import run
+
+    with pytest.raises(Exception, match="homotopy.optimizer_at_switch='reset' is not one of"):
+        run(make_cfg("method=warm_start", "homotopy.optimizer_at_switch=reset"))

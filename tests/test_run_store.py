@@ -297,3 +297,35 @@ def test_the_report_names_every_run_it_cannot_read_and_counts_the_same_runs_ever
     counted = report.split(" runs from ")[0].rsplit("\n", 1)[-1]
     assert counted == "5"  # 4 copies x 2 members, less the 3 left out
     assert len(pd.read_csv(tmp_path / "report" / "runs.csv")) == 5
+
+
+@pytest.mark.parametrize(("n_jobs", "omp", "expected"), [(2, None, "half"), (-1, None, 1), (2, "3", None)])
+def test_joblib_workers_get_their_share_of_the_cores(tmp_path, monkeypatch, n_jobs, omp, expected):
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from optrepro.train import thread_share
+
+    cores = len(os.sched_getaffinity(0))
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    target = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+    hydra = OmegaConf.create({"launcher": {"_target_": target, "n_jobs": n_jobs}})
+    monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: hydra))
+    assert thread_share() == (max(1, cores // 2) if expected == "half" else expected)
+    hydra.launcher._target_ = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+    assert thread_share() is None  # one job at a time: torch keeps its threads
+
+
+def test_how_often_a_run_checkpoints_is_not_part_of_its_identity_but_what_it_computes_is(make_cfg):
+    from optrepro.utils import config_hash
+
+    plain = config_hash(make_cfg())
+    assert config_hash(make_cfg("trainer.checkpoint=false")) == plain
+    assert config_hash(make_cfg("trainer.checkpoint_every=1")) == plain
+    assert config_hash(make_cfg("logger=tensorboard")) == plain
+    assert config_hash(make_cfg("trainer.epochs=5")) != plain
+    assert config_hash(make_cfg("optimizer.lr=0.5")) != plain

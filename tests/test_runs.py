@@ -157,5 +157,3 @@ def test_a_failed_run_in_a_sweep_is_logged_and_raised_for_hydra(make_cfg, tmp_pa
     assert summary["status"] == "failed" and summary["error"] == "RuntimeError: boom"
     assert summary["metrics"]["runs/failed"] == 1 and summary["metrics"]["runs/completed"] == 0
     assert "boom" in caplog.text and "the sweep goes on" in caplog.text
-
-

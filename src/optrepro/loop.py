@@ -125,6 +125,9 @@ class TrainingLoop(L.LightningModule):
             self.trainer.should_stop = True
 
     def on_train_epoch_start(self) -> None:
+        if self.budget_epoch == 0 and self.method.fresh_optimizer:  # the switch from source to target
+            for optimizer in self.trainer.optimizers:
+                optimizer.state.clear()  # moments and step counts start again; the learning rate is the schedule's
         self.lam = self.method.parameter(self.budget_epoch)
         self._epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         # per member: loss sum, correct predictions; then minibatches and samples (no host sync per step)

@@ -8,6 +8,7 @@ Trainer.fit -> per-member ``metrics.csv`` and ``summary.json``, and the run's ow
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -109,6 +110,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """
     cfg = apply_profile(cfg)
     validate(cfg)
+    share = thread_share()
+    if share is not None:
+        torch.set_num_threads(share)
     trainer_arguments(cfg)  # an unknown or managed Trainer flag is refused before anything runs
     check_callbacks(cfg)
     if cfg.task.module == "toy":
@@ -128,6 +132,23 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     finally:
         if lock is not None:
             lock.release()
+
+
+def thread_share() -> int | None:
+    """Under Hydra's joblib launcher, each worker's share of the cores (``cpu_count // n_jobs``, at least 1), which
+    ``run`` gives torch; None elsewhere, or when ``OMP_NUM_THREADS`` already says. Without it every worker takes
+    every core, and two jobs on two cores run slower than one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if os.environ.get("OMP_NUM_THREADS") or not HydraConfig.initialized():
+        return None
+    launcher = HydraConfig.get().launcher
+    if "joblib" not in str(launcher.get("_target_", "")).lower():
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    jobs = int(launcher.get("n_jobs") or -1)
+    jobs = cores if jobs < 0 else jobs  # joblib: -1 is one job per core
+    return max(1, cores // max(1, jobs))
 
 
 def _say(label: str, message: str) -> None:
@@ -242,6 +263,7 @@ def _train(
     trainer = build_trainer(cfg, run_dir, max_epochs, loggers, callbacks, interactive)
 
     base = {"experiment": cfg.name, "method": method.name, "config_hash": chash, "config": resolved, **provenance()}
+    base["torch_threads"] = torch.get_num_threads()
     kind = "ensemble" if len(seeds) > 1 else "run"
     if writer:
         write_summary(run_dir, {**base, "kind": kind, "status": "running"})

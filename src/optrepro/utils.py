@@ -35,14 +35,20 @@ def member_seed(seed: int, *stream: int) -> int:
     return int(np.random.SeedSequence([int(seed), *map(int, stream)]).generate_state(2, np.uint64)[0] >> 1)
 
 
-#: config keys that do not change a run's results: where it is written, Hydra's own settings, where it is reported
-NOT_RESULTS = ("paths", "hydra", "logger")
+#: config keys that do not change a run's results: where it is written, Hydra's own settings, where it is reported,
+#: how often it saves its state (a checkpoint restores the run exactly: tests/test_run_store.py)
+NOT_RESULTS = ("paths", "hydra", "logger", "trainer.checkpoint", "trainer.checkpoint_every")
 
 
 def config_hash(cfg: DictConfig) -> str:
     """A short hash of the resolved config minus the keys that do not change results (``NOT_RESULTS``)."""
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in NOT_RESULTS:
-        data.pop(key, None)
+        *parents, last = key.split(".")
+        node = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

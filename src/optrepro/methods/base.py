@@ -49,6 +49,8 @@ class Method:
 
     name: str = "method"
     source_epochs: int = 0
+    #: start the target budget (epoch 0, after ``source_epochs`` of pre-training) with a fresh optimizer state
+    fresh_optimizer: bool = False
     #: The name under which the homotopy parameter is logged (None: nothing to log).
     parameter_name: str | None = "homotopy/lambda"
 

@@ -18,6 +18,8 @@ from torch import Tensor
 from optrepro.methods.base import Method
 
 FORMS = ("exact", "gaussian_filter")
+#: at the first target epoch, the optimizer keeps its state from the source pre-training, or starts afresh
+SWITCH = ("keep", "fresh")
 
 
 def homotopy_targets(y_source: Tensor, y_target: Tensor, lam: float) -> Tensor:
@@ -64,9 +66,14 @@ class DataHomotopy(Method):
         form: str = "exact",
         filter_std: float = 0.01,
         filter_samples: int = 256,
+        optimizer_at_switch: str = "keep",
     ):
         if form not in FORMS:
             raise ValueError(f"method.form={form!r} is not one of {FORMS}")
+        if optimizer_at_switch not in SWITCH:
+            raise ValueError(f"homotopy.optimizer_at_switch={optimizer_at_switch!r} is not one of {SWITCH}")
+        # HT does not say whether the optimizer of the source pre-training goes on into the target phase
+        self.fresh_optimizer = optimizer_at_switch == "fresh" and int(source_epochs) > 0
         self.name, self.schedule, self.source_epochs = name, schedule, int(source_epochs)
         self.form, self.filter_std, self.filter_samples = form, filter_std, int(filter_samples)
         self._datamodule = None

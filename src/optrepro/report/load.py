@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from optrepro.records import METRICS, SUMMARY, CorruptRecords, RunLock, same_values, load_summary, read_rows
+from optrepro.records import METRICS, SUMMARY, CorruptRecords, RunLock, load_summary, read_rows, same_values
 
 
 @dataclass

@@ -15,7 +15,16 @@ from typing import Any
 import pandas as pd
 
 #: keys (or key prefixes, ending in '.') that never make a different series
-NOT_SERIES = ("seed", "ensemble.size", "paths.", "hydra.", "logger.", "method.")
+NOT_SERIES = (
+    "seed",
+    "ensemble.size",
+    "paths.",
+    "hydra.",
+    "logger.",
+    "method.",
+    "trainer.checkpoint",
+    "trainer.checkpoint_every",
+)
 #: per paper (experiment prefix), keys its report modules split into their own curves, columns or figures
 SPLIT_BY_REPORTS = {
     "ht/": ("task.omega",),
