@@ -141,3 +141,10 @@ def test_long_toy_loops_print_their_progress_to_a_log(capsys):
     assert list(steps(range(5), "HTA Table 1, n=6, plain", every=0.0)) == [0, 1, 2, 3, 4]
     lines = capsys.readouterr().err.strip().splitlines()  # stderr is not a terminal under pytest: plain lines
     assert [line.split(" (")[0] for line in lines] == [f"HTA Table 1, n=6, plain: {i}/5" for i in range(1, 6)]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_a_gpu_trainer_without_a_gpu_is_refused_by_key_before_anything_runs(make_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="trainer.accelerator=gpu is not possible here: no CUDA GPU"):
+        run(make_cfg("trainer=gpu"))
+    assert not (tmp_path / "run").exists()

@@ -48,7 +48,14 @@ from optrepro.records import (
     write_summary,
 )
 from optrepro.tasks import make_task, task_class
-from optrepro.trainer import build_callbacks, build_trainer, check_callbacks, has_progress_bar, trainer_arguments
+from optrepro.trainer import (
+    build_callbacks,
+    build_trainer,
+    check_callbacks,
+    check_devices,
+    has_progress_bar,
+    trainer_arguments,
+)
 from optrepro.utils import build, config_hash
 
 log = logging.getLogger("optrepro")
@@ -118,6 +125,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.task.module == "toy":
         _check_toy(cfg)
     else:
+        check_devices(cfg)
         _check_task(cfg, task_class(cfg.task.module), cfg.ensemble.size)
     save_config_that_runs(cfg)
     hydra_dir, multirun, tag = _hydra_context()

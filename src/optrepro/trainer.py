@@ -62,6 +62,24 @@ def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
+def check_devices(cfg: DictConfig) -> None:
+    """Refuse, by key, a device this machine does not have (Lightning would stop later with a traceback)."""
+    import torch
+
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    if accelerator not in ("gpu", "cuda"):
+        return
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not available:
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} is not possible here: no CUDA GPU is visible to torch "
+            "(torch.cuda.is_available() is False); use trainer=cpu, or run where a GPU is"
+        )
+    devices = cfg.trainer.get("devices", "auto")
+    if isinstance(devices, int) and devices > available:
+        raise ConfigError(f"trainer.devices={devices} is not possible here: torch sees {available} GPU(s)")
+
+
 def check_callbacks(cfg: DictConfig) -> None:
     """Refuse, before anything runs, a callback that cannot work with the configured loggers."""
     for name, node in (cfg.get("callbacks") or {}).items():
