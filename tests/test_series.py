@@ -101,3 +101,20 @@ def test_sweep_folders_keep_profiles_apart():
 
     assert out("trainer=gpu") == out("profile=paper") == "outputs"
     assert out("trainer=gpu", "profile=quick") == "outputs/profile=quick"
+
+
+def test_a_key_added_later_is_compared_as_the_value_older_runs_behaved_as():
+    import pandas as pd
+
+    from optrepro.report.series import series_labels
+
+    old = {"optimizer": {"lr": 0.1}, "homotopy": {"gamma": 10}}
+    kept = {"optimizer": {"lr": 0.1}, "homotopy": {"gamma": 10, "optimizer_at_switch": "keep"}}
+    fresh = {"optimizer": {"lr": 0.1}, "homotopy": {"gamma": 10, "optimizer_at_switch": "fresh"}}
+    runs = pd.DataFrame({"experiment": ["ht/sine_f1"] * 3, "config": [old, kept, fresh]})
+    assert list(series_labels(runs)) == [
+        "homotopy.optimizer_at_switch=keep",
+        "homotopy.optimizer_at_switch=keep",
+        "homotopy.optimizer_at_switch=fresh",
+    ]
+    assert list(series_labels(runs.iloc[:2])) == ["", ""]  # an old run and a new one with the old behaviour agree

@@ -34,6 +34,11 @@ SPLIT_BY_REPORTS = {
 }
 
 
+#: keys added to the configs after runs were recorded without them, with the value those runs behaved as (the code
+#: before the key existed did exactly this): a run that lacks the key is compared as if it had this value
+ADDED_KEYS = {"homotopy.optimizer_at_switch": "keep"}
+
+
 def flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{'a': {'b': 1}} -> {'a.b': 1}; lists become JSON strings (comparable and hashable)."""
     out: dict[str, Any] = {}
@@ -57,7 +62,7 @@ def series_labels(runs: pd.DataFrame) -> pd.Series:
     ``SPLIT_BY_REPORTS``)."""
     labels = pd.Series("", index=runs.index, dtype=object)
     for experiment, group in runs.groupby(runs.experiment.fillna("")):
-        flat = {i: flatten(cfg or {}) for i, cfg in group.config.items()}
+        flat = {i: {**ADDED_KEYS, **flatten(cfg or {})} for i, cfg in group.config.items()}
         keys = sorted({k for f in flat.values() for k in f if not _ignored(k, experiment)})
         differing = [k for k in keys if len({repr(f.get(k)) for f in flat.values()}) > 1]
         for i, f in flat.items():
