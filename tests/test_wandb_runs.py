@@ -21,16 +21,19 @@ def test_a_two_member_ensemble_leaves_two_wandb_runs_with_every_column(make_cfg,
     for seed in (0, 1):
         member = tmp_path / "run" / f"seed={seed}"
         files = list((member / "wandb").glob("offline-run-*/run-*.wandb"))
-        assert len(files) == 1, member  # one W&B run per member
-        info, rows = wandb_history(files[0])
+        assert len(files) == 2, member  # per member: its training, and its source pre-training apart
+        runs = {info["job_type"]: (info, rows) for info, rows in map(wandb_history, files)}
         csv = pd.read_csv(member / "metrics.csv")
-        assert info["group"] == "ht/sine_f1" and info["job_type"] == "train" and info["name"] == f"seed={seed}"
+        info, rows = runs["train"]
+        assert info["group"] == "ht/sine_f1" and info["name"] == f"seed={seed}"
         assert info["metrics"]["*"] == "epoch"  # the paper's x-axis: the target-budget epoch
-        assert len(rows) == len(csv)
-        for row, (_, expected) in zip(rows, csv.iterrows()):
+        source_info, source_rows = runs["source"]
+        assert source_info["group"] == "ht/sine_f1" and source_info["name"] == f"seed={seed} source"
+        assert [r["epoch"] for r in source_rows] == [-1]  # the source pre-training, left of the budget's epoch 0
+        assert rows[0]["epoch"] == 0 and len(source_rows) + len(rows) == len(csv)
+        for row, (_, expected) in zip(source_rows + rows, csv.iterrows()):
             assert set(row) == set(csv.columns)  # every column of metrics.csv
             assert row == pytest.approx(expected.to_dict(), rel=1e-12)
-        assert rows[0]["epoch"] == -1  # the source pre-training, left of the budget's epoch 0
         summary = json.loads((member / "summary.json").read_text())
         assert summary["status"] == "completed"
 
@@ -44,7 +47,7 @@ def test_a_rerun_writes_into_the_same_wandb_run(make_cfg, tmp_path, monkeypatch)
     (tmp_path / "run" / "summary.json").unlink()  # as if interrupted: the rerun trains again
     run(cfg)
     ids = {p.name.removeprefix("run-").removesuffix(".wandb") for p in (tmp_path / "run").rglob("run-*.wandb")}
-    assert ids == {run_id(tmp_path / "run")}
+    assert ids == {run_id(tmp_path / "run"), run_id(tmp_path / "run" / "source")}  # training, source pre-training
 
 
 def test_the_report_logs_its_figures_and_tables_to_wandb(make_cfg, tmp_path, monkeypatch):

@@ -8,8 +8,10 @@ function of the member's folder). Every column of ``metrics.csv`` is logged, wit
 ``grad_evals``) declared as x-axes; the summary carries the status, the final and best values and the run folder.
 
 Naming (docs/architecture.md "W&B"): ``group`` = the experiment, ``name`` = the sweep overrides and the seed,
-``job_type`` = the stage (``train``, ``grid`` for a grid search's stage one); ``config`` is the config that ran,
-with the member's own seed. Nothing W&B does may fail a run.
+``job_type`` = the stage (``train``, ``grid`` for a grid search's stage one, ``source`` for a method's own source
+pre-training: its negative epochs go to a W&B run of their own, named ``... source``, so that the training runs of
+every method start at the budget's epoch 0); ``config`` is the config that ran, with the member's own seed.
+Nothing W&B does may fail a run.
 """
 
 from __future__ import annotations
@@ -63,38 +65,55 @@ def upload(
         config = dict(summary.get("config") or {})
         seed = summary.get("seed", config.get("seed"))
         config["seed"] = seed
-        try:
-            run = wandb.init(
-                project=options.get("project", "optrepro"),
-                entity=options.get("entity"),
-                group=summary.get("experiment"),
-                job_type=job_type(config, options.get("job_type")),
-                name=run_name(overrides, seed),
-                id=run_id(member_dir),
-                resume="allow",
-                dir=str(member_dir),
-                mode=mode,
-                config=config,
-                tags=[str(t) for t in config.get("tags", [])],
-                settings=wandb.Settings(init_timeout=float(options.get("init_timeout", 10)), silent=True),
-                reinit="finish_previous",
-            )
-        except Exception as err:  # noqa: BLE001 - W&B must never fail a run
-            log.warning("W&B could not start for %s (%s); its records are on disk", member_dir, err)
-            continue
-        try:
-            for key in STEP_METRICS:
-                run.define_metric(key)
-            run.define_metric("*", step_metric="epoch")
-            for row in read_rows(Path(member_dir) / METRICS):
-                run.log(row)
-            for name, frame in (tables or {}).items():
-                run.log({f"tables/{name}": wandb.Table(dataframe=frame)})
-            run.summary.update(_summary(member_dir, summary))
-            ids.append(run.id)
-        finally:
-            run.finish(exit_code=0 if summary.get("status") in ("completed", "diverged") else 1)
+        rows = read_rows(Path(member_dir) / METRICS)
+        source = [r for r in rows if r["epoch"] < 0]
+        common = dict(wandb=wandb, options=options, mode=mode, member_dir=member_dir, summary=summary, config=config)
+        if source:  # a method's own source pre-training is a stage of its own (job_type source)
+            name = run_name(overrides, seed) + " source"
+            run = _one_run(**common, rows=source, job="source", name=name, run_key=Path(member_dir) / "source")
+            ids += [run] if run else []
+        target = [r for r in rows if r["epoch"] >= 0]
+        job = job_type(config, options.get("job_type"))
+        run = _one_run(
+            **common, rows=target, job=job, name=run_name(overrides, seed), run_key=member_dir, tables=tables
+        )
+        ids += [run] if run else []
     return ids
+
+
+def _one_run(wandb, options, mode, member_dir, summary, config, rows, job, name, run_key, tables=None) -> str | None:
+    """One W&B run of ``rows``; its id is a function of ``run_key`` (a folder). None if W&B could not start."""
+    try:
+        run = wandb.init(
+            project=options.get("project", "optrepro"),
+            entity=options.get("entity"),
+            group=summary.get("experiment"),
+            job_type=job,
+            name=name,
+            id=run_id(run_key),
+            resume="allow",
+            dir=str(member_dir),
+            mode=mode,
+            config=config,
+            tags=[str(t) for t in config.get("tags", [])],
+            settings=wandb.Settings(init_timeout=float(options.get("init_timeout", 10)), silent=True),
+            reinit="finish_previous",
+        )
+    except Exception as err:  # noqa: BLE001 - W&B must never fail a run
+        log.warning("W&B could not start for %s (%s); its records are on disk", member_dir, err)
+        return None
+    try:
+        for key in STEP_METRICS:
+            run.define_metric(key)
+        run.define_metric("*", step_metric="epoch")
+        for row in rows:
+            run.log(row)
+        for table, frame in (tables or {}).items():
+            run.log({f"tables/{table}": wandb.Table(dataframe=frame)})
+        run.summary.update(_summary(member_dir, summary))
+        return run.id
+    finally:
+        run.finish(exit_code=0 if summary.get("status") in ("completed", "diverged") else 1)
 
 
 def _summary(member_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
