@@ -31,7 +31,14 @@ test: install ## Fast test tier (what CI runs)
 	$(BIN)/pytest -q
 
 test-all: install ## Fast and slow tiers (subprocess sweeps, reports, resume)
-	$(BIN)/pytest -q -m "slow or not slow"
+	$(BIN)/pytest -q -m "not cluster"
+
+test-cluster: install ## Cluster tier: a one-node SLURM cluster here (started if down, root on Debian), then stopped
+	@if bash scripts/slurm_cluster.sh status >/dev/null 2>&1; then echo "test-cluster: using the running cluster"; \
+	  else bash scripts/slurm_cluster.sh start >/dev/null && stop=1; fi; \
+	  trap '[ -z "$${stop:-}" ] || bash scripts/slurm_cluster.sh stop' EXIT; \
+	  eval "$$(bash scripts/slurm_cluster.sh env)"; \
+	  OPTREPRO_REQUIRE_CLUSTER=1 $(BIN)/pytest -q -m cluster tests/cluster $(ARGS)
 
 smoke: install ## Every preset under configs/experiment at profile=smoke (seconds each, no data needed)
 	$(BIN)/python scripts/smoke.py
@@ -93,5 +100,5 @@ docs: install ## docs/claims.md and the README's reproduction table from the run
 clean-outputs: ## Delete outputs/ (all runs, sweeps and reports)
 	rm -rf outputs
 
-.PHONY: help install demo test test-all smoke lint ht-sine ht-classification th-toys th-grid th-fig4.4 th-fig4.5 \
+.PHONY: help install demo test test-all test-cluster smoke lint ht-sine ht-classification th-toys th-grid th-fig4.4 th-fig4.5 \
   th-fig4.6 th-fig2 gc-all gc-saddle hta-t1 hta-all bench docs clean-outputs
