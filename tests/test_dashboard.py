@@ -31,6 +31,7 @@ def logged(run_file) -> tuple[set[str], dict]:
         elif kind == "run":  # the config given to wandb.init travels in the run record
             config |= {i.key: json.loads(i.value_json) for i in record.run.config.update}
             config["__group__"] = record.run.run_group
+            config["__job_type__"] = record.run.job_type
     return keys, config
 
 
@@ -45,12 +46,14 @@ def lookup(config: dict, dotted: str):
 def test_every_panel_reads_keys_that_its_preset_logs(experiment, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     run(compose([f"experiment={experiment}", "profile=smoke", "logger=wandb", f"paths.run_dir={tmp_path}"]))
-    files = sorted(tmp_path.rglob("run-*.wandb"))
-    assert files
-    keys, config = logged(files[0])
+    trained = [logged(f) for f in sorted(tmp_path.rglob("run-*.wandb"))]
+    trained = [(keys, config) for keys, config in trained if config["__job_type__"] == "train"]
+    assert trained  # one per member; a source pre-training, if any, is a W&B run of its own (job_type source)
+    keys, config = trained[0]
     figures = [f for figures in SPECS.values() for f in figures if f["experiment"] == experiment]
     for figure in figures:
         assert config["__group__"] == figure["filters"]["group"]
+        assert config["__job_type__"] == figure["filters"]["job_type"]
         lookup(config, figure["groupby"])  # the grouping key is in every run's config
         for key in figure["filters"]:
             if key.startswith("config."):
@@ -68,5 +71,5 @@ def test_offline_the_specification_is_written_with_the_command_that_publishes_it
         assert document == json.loads(json.dumps(spec(paper, None, "optrepro")))
         assert f"optrepro-dashboard {paper} --project optrepro" in printed
     ht = {f["figure"]: f for f in SPECS["ht"]}
-    assert ht["HT Figure 1b"]["filters"] == {"group": "ht/sine_f1", "config.task.omega": 137}
+    assert ht["HT Figure 1b"]["filters"] == {"group": "ht/sine_f1", "job_type": "train", "config.task.omega": 137}
     assert ht["HT Figure 1b"]["aggregation"] == "median" and ht["HT Figure 1b"]["panels"][0]["log_y"]

@@ -26,7 +26,8 @@ Panel = tuple[str, list[str], str, bool]
 
 def _figure(fid: str, experiment: str, panels: list[Panel], group: str = "method.name", agg: str = "mean",
             omega: float | None = None) -> dict[str, Any]:  # fmt: skip
-    filters = {"group": experiment} | ({"config.task.omega": omega} if omega is not None else {})
+    # training runs only: a method's source pre-training is a W&B run of its own (job_type source)
+    filters = {"group": experiment, "job_type": "train"} | ({"config.task.omega": omega} if omega is not None else {})
     return {
         "figure": fid,
         "experiment": experiment,
@@ -88,7 +89,7 @@ def spec(paper: str, entity: str | None, project: str) -> dict[str, Any]:
 def _filter_expression(filters: dict[str, Any]) -> str:
     parts = []
     for key, value in filters.items():
-        name = "Group" if key == "group" else f"Config('{key.removeprefix('config.')}')"
+        name = {"group": "Group", "job_type": "JobType"}.get(key) or f"Config('{key.removeprefix('config.')}')"
         parts.append(f"{name} == {json.dumps(value)}")
     return " and ".join(parts)
 
