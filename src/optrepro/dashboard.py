@@ -99,10 +99,11 @@ def build_report(document: dict[str, Any]):
     from optrepro.extras import require
 
     wr = require("wandb_workspaces.reports.v2", "wandb", "optrepro-dashboard")
-    entity, project = document["entity"], document["project"]
+    project = document["project"]
+    where = {"project": project} | ({"entity": document["entity"]} if document["entity"] else {})  # else: yours
     blocks = [wr.H1(document["title"])]
     for figure in document["figures"]:
-        runset = wr.Runset(entity=entity, project=project, name=figure["figure"],
+        runset = wr.Runset(**where, name=figure["figure"],
                            filters=_filter_expression(figure["filters"]), groupby=[figure["groupby"]])  # fmt: skip
         panels = [
             wr.LinePlot(
@@ -116,7 +117,7 @@ def build_report(document: dict[str, Any]):
             for p in figure["panels"]
         ]
         blocks += [wr.H2(figure["figure"]), wr.PanelGrid(runsets=[runset], panels=panels)]
-    return wr.Report(entity=entity, project=project, title=document["title"], blocks=blocks)
+    return wr.Report(**where, title=document["title"], blocks=blocks)
 
 
 def main(argv: list[str] | None = None) -> int:
