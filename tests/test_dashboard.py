@@ -111,8 +111,9 @@ def test_the_report_published_online_holds_every_figure_of_the_specification(pro
 
 
 def test_online_each_paper_is_saved_as_a_report_and_its_address_printed(project_lookup, monkeypatch, capsys):
-    import optrepro.loggers
     from wandb_workspaces.reports.v2 import Report
+
+    import optrepro.loggers
 
     saved = []
     monkeypatch.setattr(optrepro.loggers, "wandb_mode", lambda mode: "online")
