@@ -80,11 +80,25 @@ hta-t1: install ## HTA Table 1: BFGS with and without the homotopy, n = 2, 4, 6 
 hta-all: install ## HTA Tables 1-3, Figures 2-3 (VGG on CIFAR-10, 22 runs of 620 epochs: GPUs) -> outputs/reports/hta
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/hta.sh $(ARGS)
 
-bench: install ## Speed ratios side by side: ensemble vs one member; INNA / Step-Tuned SGD vs SGD; ResNet-20 epoch
+bench: install ## Speed ratios side by side: ensemble, framework vs hand-written loop, ops per step, optimizers, ResNet-20
 	$(BIN)/python scripts/bench_cli.py
 	$(BIN)/python scripts/bench_ensemble.py
+	$(BIN)/python scripts/bench_dispatch.py
 	$(BIN)/python scripts/bench_optim.py
 	$(BIN)/python scripts/bench_resnet.py
+
+gpu-check: install ## On one GPU, < 8 min: CUDA tests, speed goals, HT F1b at paper scale -> outputs/gpu-check/ (ARGS=--help)
+	$(BIN)/python scripts/gpu_check.py $(ARGS)
+
+# What the lent GPU machine lacks (its Python has torch and Lightning, not Hydra), at the versions tested here, as
+# wheels for the device tool's `carry` (README "GPU check"): .whl/ is git-ignored.
+GPU_WHEELS := hydra-core omegaconf antlr4-python3-runtime
+gpu-wheels: install ## Wheels of hydra-core, omegaconf, antlr4 (the versions in .venv) into .whl/, for the GPU machine
+	rm -rf .whl
+	$(BIN)/python -m pip wheel -q --disable-pip-version-check --no-deps -w .whl \
+	  $$($(BIN)/python -c "from importlib.metadata import version; print(*(f'{p}=={version(p)}' for p in '$(GPU_WHEELS)'.split()))") \
+	  2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+	ls .whl
 
 RUNS ?= outputs
 docs: install ## docs/claims.md and the README's reproduction table from the runs under RUNS (default outputs/)
@@ -94,4 +108,4 @@ clean-outputs: ## Delete outputs/ (all runs, sweeps and reports)
 	rm -rf outputs
 
 .PHONY: help install demo test test-all smoke lint ht-sine ht-classification th-toys th-grid th-fig4.4 th-fig4.5 \
-  th-fig4.6 th-fig2 gc-all gc-saddle hta-t1 hta-all bench docs clean-outputs
+  th-fig4.6 th-fig2 gc-all gc-saddle hta-t1 hta-all bench gpu-check gpu-wheels docs clean-outputs
