@@ -34,6 +34,7 @@ out there: inductor's C++ build takes minutes on a small CPU), so CI keeps the c
 autotuning, compilation).
 
 Usage: python scripts/gpu_check.py [--out DIR] [--budget SECONDS] [--cpu-size] [--only a,b] [--skip a,b]
+       [--ht OVERRIDE ...] [--work DIR]
 """
 
 from __future__ import annotations
@@ -531,6 +532,20 @@ def tail(path: Path, lines: int) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def raise_open_files_limit() -> dict[str, int]:
+    """Raise this process's soft limit of open files to the hard limit (its children inherit it): the framework
+    keeps one metrics.csv open per ensemble member, so a 2400-member ensemble needs more than the 1024 that many
+    systems allow by default."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return {"was": soft, "now": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
+
+
 # -- the report ----------------------------------------------------------------------------------------------------
 def ratios(results: dict) -> list[tuple[str, float | None, str]]:
     """(what, ratio, goal and verdict) for every ratio the check measured."""
@@ -631,7 +646,9 @@ def markdown(report: dict) -> str:
         f"{gpu}; {m.get('cpu_cores')} CPU cores; torch {v.get('torch')}, lightning {v.get('lightning')}, "
         f"hydra-core {v.get('hydra-core')}, Python {m.get('python')}. Size: **{report['size']}**"
         + (" (tiny CPU sizes: no speed claim)" if report["size"] == "cpu" else "")
-        + f"; {report['wall_s']:.0f} s of a {report['budget_s']:.0f} s budget; {report['started']}.",
+        + f"; {report['wall_s']:.0f} s of a {report['budget_s']:.0f} s budget; {report['started']}. Open files "
+        f"allowed: {report['open_files_limit']['was']}, raised to {report['open_files_limit']['now']} (the framework "
+        "keeps one metrics.csv open per ensemble member).",
         "",
         "| section | status | seconds | note |",
         "|---|---|---|---|",
@@ -730,7 +747,7 @@ def markdown(report: dict) -> str:
             )
         if all(projections):
             lines.append(
-                f"\nThe whole figure, the three side by side, projected: {max(projections):.0f} s "
+                f"\nThe whole figure, the three side by side, projected: {fmt(max(projections))} s "
                 f"({max(projections) / 60:.1f} min; seconds per epoch = each run's own wall time / its epochs)."
             )
         lines += [
@@ -753,9 +770,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-size", action="store_true", help="tiny sizes on the CPU (the default without CUDA)")
     parser.add_argument("--only", help="comma-separated sections to run (machine always runs)")
     parser.add_argument("--skip", default="", help="comma-separated sections to leave out (e.g. ht_f1b)")
+    parser.add_argument("--ht", nargs="*", default=[], help="extra overrides of the HT F1b runs (trainer.epochs=500)")
     parser.add_argument("--work", type=Path, help="where runs write (default: a temporary folder, removed at the end)")
     args = parser.parse_args(argv)
     started = time.time()
+    files_limit = raise_open_files_limit()
     work = args.work or Path(tempfile.mkdtemp(prefix="optrepro-gpu-check-"))
     work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -777,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"] = run_section("machine", CAPS["machine"], ctx)
     gpu = bool(results["machine"].get("cuda")) and not args.cpu_size
     size_name = "gpu" if gpu else "cpu"
-    ctx.update(gpu=gpu, size=SIZES[size_name])
+    ctx.update(gpu=gpu, size={**SIZES[size_name], "ht": [*SIZES[size_name]["ht"], *args.ht]})
     budget = args.budget or SIZES[size_name]["budget"]
     deadline = started + budget
     print(f"gpu-check: {size_name} size, budget {budget:.0f} s, runs in {work}", flush=True)
@@ -801,6 +820,7 @@ def main(argv: list[str] | None = None) -> int:
         "size": size_name,
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
         "budget_s": budget,
+        "open_files_limit": files_limit,
         "wall_s": time.time() - started,
         "sections": results,
     }

@@ -122,3 +122,30 @@ def test_the_gpu_check_runs_at_cpu_size_and_reports_every_section_with_numbers(t
     text = (out / "gpu-check.md").read_text()
     assert text.rstrip().splitlines()[-1].startswith("- HT F1b") and "## Ratios" in text
     assert done.stdout.rstrip().splitlines()[-1].startswith("gpu-check: wrote")
+
+
+@pytest.mark.slow
+def test_the_figure_runs_are_stopped_at_the_deadline_and_reported_as_far_as_they_got(tmp_path):
+    """HT F1b gets the time that is left: at the deadline each run gets SIGTERM, finishes its epoch, checkpoints and
+    stops (what happens on a GPU, where paper scale does not fit the budget); the report reads what they reached."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "gpu_check.py"),
+        "--cpu-size",
+        "--only",
+        "ht_f1b",
+        "--budget",
+        "60",
+    ]
+    command += ["--ht", "trainer.epochs=100000", "--out", str(out), "--work", str(work)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    ht = json.loads((out / "gpu-check.json").read_text())["sections"]["ht_f1b"]
+    assert ht["status"] == "ok" and ht["stopped_at_deadline"] == ["random_init", "warm_start", "data_homotopy"]
+    assert ht["exit_codes"] == dict.fromkeys(ht["stopped_at_deadline"], 128 + signal.SIGTERM)
+    for name, method in ht["methods"].items():
+        assert method["status"] == "interrupted" and 0 < method["epochs_done"] < method["planned_epochs"]
+        assert (work / "ht_f1b" / name / "checkpoints" / "last.ckpt").is_file()  # the same command resumes it
+    assert ht["comparison"]["complete"] is False and "before the end" in ht["comparison"]["verdict"]
