@@ -197,17 +197,20 @@ def ensemble(rec: Recorder, ctx: dict) -> None:
     size, gpu = ctx["size"], ctx["gpu"]
     rec["steps_per_epoch"] = steps_per_epoch(size)
     for n in size["members"]:
-        if gpu:
-            torch.cuda.reset_peak_memory_stats()
-        overrides = sine_overrides(n, 1 + size["sine_epochs"], gpu, size["sine_limit"], size["sine_samples"])
-        ran = framework_run(overrides, ctx["work"] / "ensemble" / str(n))
-        rec[str(n)] = {
-            "train_s": steady(ran["epochs"], "train_s"),
-            "epoch_s": steady(ran["epochs"], "epoch_s"),
-            "epochs": ran["epochs"],
-            "median_final_train_loss": ran["metrics"].get("train/loss"),
-            **({"peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)} if gpu else {}),
-        }
+        try:
+            if gpu:
+                torch.cuda.reset_peak_memory_stats()
+            overrides = sine_overrides(n, 1 + size["sine_epochs"], gpu, size["sine_limit"], size["sine_samples"])
+            ran = framework_run(overrides, ctx["work"] / "ensemble" / str(n))
+            rec[str(n)] = {
+                "train_s": steady(ran["epochs"], "train_s"),
+                "epoch_s": steady(ran["epochs"], "epoch_s"),
+                "epochs": ran["epochs"],
+                "median_final_train_loss": ran["metrics"].get("train/loss"),
+                **({"peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)} if gpu else {}),
+            }
+        except Exception as err:  # one size failing (memory, say) should not hide the others
+            rec[str(n)] = failure(err)
 
 
 def versus_hand(rec: Recorder, ctx: dict) -> None:
@@ -219,8 +222,13 @@ def versus_hand(rec: Recorder, ctx: dict) -> None:
     device = torch.device("cuda" if ctx["gpu"] else "cpu")
     rec["steps_per_epoch"] = steps_per_epoch(size)
     for n in size["members"]:
-        model = HandWrittenSine(n, device, n_samples=size["sine_samples"] or 10_000)
-        rec[str(n)] = {**hand_written_epochs(model, size["sine_epochs"], size["sine_limit"]), "optimizer": fused(model)}
+        try:
+            model = HandWrittenSine(n, device, n_samples=size["sine_samples"] or 10_000)
+            timed = hand_written_epochs(model, size["sine_epochs"], size["sine_limit"])
+            rec[str(n)] = {**timed, "optimizer": fused(model)}
+            del model
+        except Exception as err:
+            rec[str(n)] = failure(err)
 
 
 def resnet(rec: Recorder, ctx: dict) -> None:
@@ -252,7 +260,7 @@ def resnet(rec: Recorder, ctx: dict) -> None:
         try:
             rec[name] = way()
         except Exception as err:  # one way failing should not hide the others
-            rec[name] = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()[-3000:]}
+            rec[name] = failure(err)
 
 
 def optimizers(rec: Recorder, ctx: dict) -> None:
@@ -433,6 +441,10 @@ def steps_per_epoch(size: dict) -> int:
     n_train = round(0.8 * (size["sine_samples"] or 10_000))
     full = math.ceil(n_train / 64)
     return full if size["sine_limit"] is None else min(full, size["sine_limit"])
+
+
+def failure(err: BaseException) -> dict[str, str]:
+    return {"error": f"{type(err).__name__}: {err}"[:2000], "traceback": traceback.format_exc()[-3000:]}
 
 
 def fused(model) -> str:
@@ -687,6 +699,10 @@ def markdown(report: dict) -> str:
             ms = fs / steps * 1e3 if fs and steps else None
             ratio = fe / he if fe and he else None
             lines.append(f"| {n} | {fmt(fs)} | {fmt(ms)} | {fmt(fe)} | {fmt(hs)} | {fmt(he)} | {fmt(ratio, 2)} |")
+        for n in members:
+            for who, section in (("framework", ens), ("hand-written", hand)):
+                if isinstance(section.get(n), dict) and "error" in section[n]:
+                    lines.append(f"- {who}, {n} members failed: {section[n]['error'][:300]}")
     res = r.get("resnet", {})
     ways = [k for k in ("plain eager", "lightning eager", "plain compiled", "lightning compiled") if k in res]
     if ways:
