@@ -544,18 +544,12 @@ def tail(path: Path, lines: int) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def raise_open_files_limit() -> dict[str, int]:
-    """Raise this process's soft limit of open files to the hard limit (its children inherit it): the framework
-    keeps one metrics.csv open per ensemble member, so a 2400-member ensemble needs more than the 1024 that many
-    systems allow by default."""
+def open_files_limit() -> int:
+    """This process's soft limit of open files (an ensemble larger than ``records.KEEP_OPEN`` opens its members'
+    metrics.csv per row, so the default limit must do)."""
     import resource
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 65536 if hard == resource.RLIM_INFINITY else hard
-    if soft != resource.RLIM_INFINITY and soft < want:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    return {"was": soft, "now": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 # -- the report ----------------------------------------------------------------------------------------------------
@@ -659,8 +653,7 @@ def markdown(report: dict) -> str:
         f"hydra-core {v.get('hydra-core')}, Python {m.get('python')}. Size: **{report['size']}**"
         + (" (tiny CPU sizes: no speed claim)" if report["size"] == "cpu" else "")
         + f"; {report['wall_s']:.0f} s of a {report['budget_s']:.0f} s budget; {report['started']}. Open files "
-        f"allowed: {report['open_files_limit']['was']}, raised to {report['open_files_limit']['now']} (the framework "
-        "keeps one metrics.csv open per ensemble member).",
+        f"allowed: {report['open_files_limit']} (left as the machine sets it).",
         "",
         "| section | status | seconds | note |",
         "|---|---|---|---|",
@@ -790,7 +783,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="where runs write (default: a temporary folder, removed at the end)")
     args = parser.parse_args(argv)
     started = time.time()
-    files_limit = raise_open_files_limit()
+    files_limit = open_files_limit()
     work = args.work or Path(tempfile.mkdtemp(prefix="optrepro-gpu-check-"))
     work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
