@@ -77,9 +77,10 @@ th-fig2: install ## TH Figures 2.2-2.4 (NiN, batch 32) on PROBLEM=mnist|cifar10|
 gc-all: install ## GC Figures 4-7 (saddle, neural ODEs, deep MNIST MLP) at paper settings, then the report (GPU advised)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/gc_all.sh $(ARGS)
 
-gc-saddle: install ## GC Figure 4 only (a plain loop on a CPU, seconds) -> outputs/reports/gc-saddle
+gc-saddle: install ## GC Figure 4 only, eq. 9 and the authors' gradient (plain loops on a CPU, seconds) -> outputs/reports/gc-saddle
 	$(TRAIN) experiment=gc/saddle_f4 paths.run_dir=outputs/gc/saddle_f4
-	$(REPORT) outputs/gc/saddle_f4 --out outputs/reports/gc-saddle
+	$(TRAIN) experiment=gc/saddle_f4_authors paths.run_dir=outputs/gc/saddle_f4_authors
+	$(REPORT) outputs/gc/saddle_f4 outputs/gc/saddle_f4_authors --out outputs/reports/gc-saddle
 
 hta-t1: install ## HTA Table 1: BFGS with and without the homotopy, n = 2, 4, 6 (CPU, about 10 minutes)
 	HTA_T1_ONLY=1 PATH="$(abspath $(BIN)):$$PATH" bash scripts/hta.sh $(ARGS)
@@ -87,11 +88,25 @@ hta-t1: install ## HTA Table 1: BFGS with and without the homotopy, n = 2, 4, 6 
 hta-all: install ## HTA Tables 1-3, Figures 2-3 (VGG on CIFAR-10, 22 runs of 620 epochs: GPUs) -> outputs/reports/hta
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/hta.sh $(ARGS)
 
-bench: install ## Speed ratios side by side: ensemble vs one member; INNA / Step-Tuned SGD vs SGD; ResNet-20 epoch
+bench: install ## Speed ratios side by side: ensemble, framework vs hand-written loop, ops per step, optimizers, ResNet-20
 	$(BIN)/python scripts/bench_cli.py
 	$(BIN)/python scripts/bench_ensemble.py
+	$(BIN)/python scripts/bench_dispatch.py
 	$(BIN)/python scripts/bench_optim.py
 	$(BIN)/python scripts/bench_resnet.py
+
+gpu-check: install ## On one GPU, < 8 min: CUDA tests, speed goals, HT F1b at paper scale -> outputs/gpu-check/ (ARGS=--help)
+	$(BIN)/python scripts/gpu_check.py $(ARGS)
+
+# What the lent GPU machine lacks (its Python has torch and Lightning, not Hydra), at the versions tested here, as
+# wheels for the device tool's `carry` (README "GPU check"): .whl/ is git-ignored.
+GPU_WHEELS := hydra-core omegaconf antlr4-python3-runtime
+gpu-wheels: install ## Wheels of hydra-core, omegaconf, antlr4 (the versions in .venv) into .whl/, for the GPU machine
+	rm -rf .whl
+	$(BIN)/python -m pip wheel -q --disable-pip-version-check --no-deps -w .whl \
+	  $$($(BIN)/python -c "from importlib.metadata import version; print(*(f'{p}=={version(p)}' for p in '$(GPU_WHEELS)'.split()))") \
+	  2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+	ls .whl
 
 RUNS ?= outputs
 docs: install ## docs/claims.md and the README's reproduction table from the runs under RUNS (default outputs/)
@@ -100,5 +115,5 @@ docs: install ## docs/claims.md and the README's reproduction table from the run
 clean-outputs: ## Delete outputs/ (all runs, sweeps and reports)
 	rm -rf outputs
 
-.PHONY: help install demo test test-all test-cluster smoke lint ht-sine ht-classification th-toys th-grid th-fig4.4 th-fig4.5 \
-  th-fig4.6 th-fig2 gc-all gc-saddle hta-t1 hta-all bench docs clean-outputs
+.PHONY: help install demo test test-all test-cluster smoke lint ht-sine ht-classification th-toys th-grid th-fig4.4 \
+  th-fig4.5 th-fig4.6 th-fig2 gc-all gc-saddle hta-t1 hta-all bench gpu-check gpu-wheels docs clean-outputs

@@ -1,12 +1,13 @@
 """One epoch of ResNet-20 (TH Table 4.1 problem (a): CIFAR-10 shape, batch 128, SGD, weight decay 1e-4 as a loss
-term) on random CIFAR-shaped data, four ways side by side in one run:
+term) on random CIFAR-shaped data, five ways side by side in one run:
 
 1. ``host``: ``optrepro.train.run`` on the preset with the dataset in host memory (``task.on_device=false``): batches
    drawn and augmented there by tensor operations, then copied to the device (the project's loaders use no
    DataLoader workers; on a CPU this and ``on_device`` are the same path);
 2. ``on_device``: the same with the dataset held on the device (``task.on_device=true``);
 3. ``compiled``: on-device plus ``trainer.compile=true``;
-4. ``plain``: a plain PyTorch loop, data on the device, no Lightning: the reference.
+4. ``plain``: a plain PyTorch loop, data on the device, no Lightning: the reference;
+5. ``plain_compiled``: the plain loop with ``torch.compile(model)`` (the reference for ``compiled``).
 
 On a GPU every way runs full epochs (50,000 images, 391 steps); on a CPU a reduced number of batches (``--batches``,
 default 20) and the seconds per epoch are extrapolated to 391 steps. The Lightning ways are timed as the difference
@@ -35,12 +36,10 @@ TRAIN, BATCH, WEIGHT_DECAY = 50_000, 128, 1.0e-4
 STEPS = math.ceil(TRAIN / BATCH)
 
 
-def lightning_epoch(extra: list[str], batches: int | None, gpu: bool, root: Path, warm_up: bool = False) -> float:
-    """Seconds of one epoch through ``optrepro.train.run``: (a three-epoch run - a one-epoch run) / 2. ``warm_up``
-    first makes an untimed one-epoch run, so that both timed runs find the compiler's caches warm (otherwise the
-    first compilation, slower than the second, can exceed two epochs and make the difference negative)."""
+def resnet_overrides(batches: int | None, gpu: bool, extra: list[str] = ()) -> list[str]:
+    """TH problem (a) on generated CIFAR-shaped data: ``batches`` batches of 128 per epoch (None: 50,000 images)."""
     samples = TRAIN if batches is None else batches * BATCH
-    common = [
+    return [
         "experiment=th/f4_4a",
         "optimizer=sgd",
         "optimizer.lr=0.1",
@@ -52,6 +51,13 @@ def lightning_epoch(extra: list[str], batches: int | None, gpu: bool, root: Path
         *([] if batches is None else [f"trainer.limit_batches={batches}"]),
         *extra,
     ]
+
+
+def lightning_epoch(extra: list[str], batches: int | None, gpu: bool, root: Path, warm_up: bool = False) -> float:
+    """Seconds of one epoch through ``optrepro.train.run``: (a three-epoch run - a one-epoch run) / 2. ``warm_up``
+    first makes an untimed one-epoch run, so that both timed runs find the compiler's caches warm (otherwise the
+    first compilation, slower than the second, can exceed two epochs and make the difference negative)."""
+    common = resnet_overrides(batches, gpu, extra)
     seconds = []
     for i, epochs in enumerate(((1,) if warm_up else ()) + (1, 3)):
         run_dir = root / f"{'_'.join(extra) or 'default'}_{i}".replace("=", "-")
@@ -67,8 +73,9 @@ def lightning_epoch(extra: list[str], batches: int | None, gpu: bool, root: Path
     return epoch
 
 
-def plain_epoch(batches: int | None, device: torch.device) -> float:
-    """Seconds of one epoch of a plain loop: data on the device, a fresh permutation, no host syncs per step."""
+def plain_epoch(batches: int | None, device: torch.device, compile: bool = False) -> float:
+    """Seconds of one epoch of a plain loop: data on the device, a fresh permutation, no host syncs per step.
+    ``compile``: the model goes through ``torch.compile`` (default mode), compiled during the warm-up epoch."""
     torch.manual_seed(0)
     n = TRAIN if batches is None else batches * BATCH
     x = torch.randn(n, 3, 32, 32, device=device)
@@ -76,13 +83,14 @@ def plain_epoch(batches: int | None, device: torch.device) -> float:
     model = ResNet20(3, 10).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, foreach=True)
     params = list(model.parameters())
+    forward = torch.compile(model) if compile else model
 
     def epoch() -> None:
         model.train()
         order = torch.randperm(n, device=device)
         for i in range(0, n, BATCH):
             idx = order[i : i + BATCH]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            loss = F.cross_entropy(forward(x[idx]), y[idx])
             loss = loss + 0.5 * WEIGHT_DECAY * sum(p.pow(2).sum() for p in params)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -100,7 +108,7 @@ def plain_epoch(batches: int | None, device: torch.device) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batches", type=int, help="batches per epoch (default: 20 on a CPU, a full epoch on a GPU)")
-    ap.add_argument("--ways", nargs="+", default=["host", "on_device", "compiled", "plain"])
+    ap.add_argument("--ways", nargs="+", default=["host", "on_device", "compiled", "plain", "plain_compiled"])
     args = ap.parse_args()
     gpu = torch.cuda.is_available()
     device = torch.device("cuda" if gpu else "cpu")
@@ -120,6 +128,7 @@ def main() -> None:
             ["task.on_device=true", "trainer.compile=true"], batches, gpu, root, warm_up=True
         ),
         "plain": lambda root: plain_epoch(batches, device),
+        "plain_compiled": lambda root: plain_epoch(batches, device, compile=True),
     }
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,11 +137,12 @@ def main() -> None:
                 results[name] = ways[name](Path(tmp)) * scale
             except Exception as err:  # one way failing should not hide the others
                 print(f"{name:11s} failed: {type(err).__name__}: {err}")
-    reference = results.get("plain")
-    print(f"{'way':11s} {'s/epoch':>8s} {'vs plain':>9s}")
+    print(f"{'way':14s} {'s/epoch':>8s} {'vs plain':>9s}")
     for name, seconds in results.items():
+        reference = results.get("plain_compiled" if "compiled" in name else "plain")
         ratio = f"{seconds / reference:9.2f}" if reference else f"{'':9s}"
-        print(f"{name:11s} {seconds:8.2f} {ratio}")
+        print(f"{name:14s} {seconds:8.2f} {ratio}")
+    print("(compiled ways are compared with plain_compiled, the others with plain)")
 
 
 if __name__ == "__main__":

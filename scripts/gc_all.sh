@@ -4,6 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/output_root.sh"  # sets out (a sub-folder per non-paper profile)
 optrepro-train experiment=gc/saddle_f4 paths.run_dir="$out/gc/saddle_f4" "$@"
+optrepro-train experiment=gc/saddle_f4_authors paths.run_dir="$out/gc/saddle_f4_authors" "$@"
 for preset in lotka_volterra_f6 lorenz_f7; do
   optrepro-train -m experiment=gc/$preset sweep=gc/ode hydra.sweep.dir="$out/gc/$preset" "$@"
 done

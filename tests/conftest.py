@@ -14,6 +14,17 @@ os.environ.setdefault("WANDB_SILENT", "true")
 from optrepro.config import compose  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` need a CUDA device: without one they are skipped, saying so (``make gpu-check`` runs
+    them on a GPU machine)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (make gpu-check runs the cuda-marked tests on one)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 def tiny(*overrides: str) -> list[str]:
     """A sine run of a few seconds: small data, two homotopy steps of one epoch, a few batches."""
     return [

@@ -147,6 +147,40 @@ def test_closed_form_smoothing_matches_monte_carlo():
     assert float(gc_saddle.smoothed_saddle(theta, 0.0, a)) == pytest.approx(float(gc_saddle.saddle(theta, a)))
 
 
+def test_the_authors_gradient_is_the_gradient_of_their_smoothed_function_and_not_eq_9s():
+    """The notebook's theta-gradient -(theta - h) exp(-d^2) (per well, plus the quadratic's) is the gradient of
+    F = a (d1^2 + d2^2) - (e^{-d1^2} + e^{-d2^2}) / 2; authors_smoothed is E F(theta + eps), checked by Monte Carlo."""
+    theta, a = torch.tensor([0.7, -0.4], dtype=torch.float64, requires_grad=True), 0.02
+    centres = torch.tensor(gc_saddle.CENTRES, dtype=torch.float64)
+    by_hand = sum(2 * a * (theta - c) + (theta - c) * torch.exp(-(theta - c).pow(2).sum()) for c in centres)
+    (autograd,) = torch.autograd.grad(gc_saddle.authors_smoothed(theta, 0.0, a), theta)
+    assert torch.allclose(autograd, by_hand.detach())
+    (eq9,) = torch.autograd.grad(gc_saddle.saddle(theta, a), theta)
+    assert not torch.allclose(autograd, eq9, rtol=0.1)
+    g = torch.Generator().manual_seed(1)
+    lam = 0.9
+    eps = torch.randn(400_000, 2, generator=g, dtype=torch.float64) * math.sqrt(lam)
+    d1, d2 = ((theta.detach() + eps - c).pow(2).sum(-1) for c in centres)
+    values = a * (d1 + d2) - (torch.exp(-d1) + torch.exp(-d2)) / 2
+    exact = float(gc_saddle.authors_smoothed(theta.detach(), lam, a))
+    assert abs(float(values.mean()) - exact) < 5 * float(values.std()) / math.sqrt(len(values))
+
+
+def test_with_the_authors_gradient_a_0_02_holds_the_origin_and_a_0_01_does_not():
+    """The authors' setting (docs/gc.md "F4"): a = 0.02 stalls at the origin with lambda at eq. 9's lambda* (0.824),
+    beta = 0.01 lowers lambda but does not release theta; a = 0.01 leaves for a minimum with lambda -> 0."""
+    settings = dict(start=[-3.0, 3.000001], lambda0=3.0, lr=1.5, lambda_lr=1.0, warmup=200, iterations=3000)
+    for beta in (0.0, 0.01):
+        bad = gc_saddle.continuation_path(0.02, **settings, beta=beta, theta_gradient="authors").iloc[-1]
+        assert math.hypot(bad.t1, bad.t2) < 1e-3 and bad["lambda"] > 0.5
+        good = gc_saddle.continuation_path(0.01, **settings, beta=beta, theta_gradient="authors").iloc[-1]
+        assert math.hypot(good.t1, good.t2) > 2.5 and good["lambda"] == 0.0
+    bad = gc_saddle.continuation_path(0.02, **settings, theta_gradient="authors").iloc[-1]
+    assert bad["lambda"] == pytest.approx(_stall_lambda(0.02), rel=1e-3)
+    exact = gc_saddle.continuation_path(0.02, **settings).iloc[-1]  # eq. 9's own gradient: no bad saddle
+    assert math.hypot(exact.t1, exact.t2) > 2.5 and exact["lambda"] == 0.0
+
+
 def test_trace_identity_on_the_saddle():
     # GC eq. 6: tr(d2g/dtheta2) = 2 dg/dlambda, checked on the closed form by autograd
     theta, lam = torch.tensor([0.3, 0.9], dtype=torch.float64), torch.tensor(0.8, dtype=torch.float64)

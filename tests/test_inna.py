@@ -167,7 +167,7 @@ def test_foreach_none_uses_the_loop_on_cpu(monkeypatch):
     assert used == ["loop", "foreach", "loop"]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_foreach_on_cuda_matches_eq_2_13():
     got, opt = run_inna(THETA0.cuda(), 3, lr=0.05, weight_decay=0.1)
     assert opt.param_groups[0]["foreach"] is None

@@ -329,3 +329,29 @@ def test_how_often_a_run_checkpoints_is_not_part_of_its_identity_but_what_it_com
     assert config_hash(make_cfg("logger=tensorboard")) == plain
     assert config_hash(make_cfg("trainer.epochs=5")) != plain
     assert config_hash(make_cfg("optimizer.lr=0.5")) != plain
+
+
+def test_an_ensemble_larger_than_the_open_files_limit_writes_every_member(tmp_path, monkeypatch):
+    """300 members with a limit of 100 open files: each metrics.csv is opened per row, and every row is there."""
+    import resource
+
+    from optrepro import records
+
+    monkeypatch.setattr(records, "KEEP_OPEN", 10)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (100, hard))
+    try:
+        log = records.MemberLog(tmp_path, list(range(300)), {"train/loss": "min"})
+        for epoch in range(3):
+            for i in range(300):
+                log.write(i, {"epoch": epoch, "train/loss": 1.0 / (epoch + i + 1)})
+        log.finish({"config_hash": "x"})
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    rows = read_rows(tmp_path / "seed=299" / METRICS)
+    assert [r["epoch"] for r in rows] == [0, 1, 2] and rows[-1]["train/loss"] == 1.0 / 302
+    assert record_problems(tmp_path, list(range(300)), epochs=3) == []
+    # resuming such an ensemble keeps its rows too
+    kept = records.MemberLog(tmp_path, list(range(300)), resume_before_epoch=2)
+    kept.write(299, {"epoch": 2, "train/loss": 0.5})
+    assert [r["epoch"] for r in read_rows(tmp_path / "seed=299" / METRICS)] == [0, 1, 2]

@@ -118,3 +118,14 @@ def test_a_key_added_later_is_compared_as_the_value_older_runs_behaved_as():
         "homotopy.optimizer_at_switch=fresh",
     ]
     assert list(series_labels(runs.iloc[:2])) == ["", ""]  # an old run and a new one with the old behaviour agree
+
+
+def test_members_of_an_ensemble_and_single_runs_of_the_same_seeds_are_two_series():
+    import pandas as pd
+
+    from optrepro.report.series import series_labels
+
+    ensemble = {"seed": 0, "ensemble": {"size": 5}, "optimizer": {"lr": 0.1}}
+    single = {"seed": 0, "ensemble": {"size": 1}, "optimizer": {"lr": 0.1}}
+    runs = pd.DataFrame({"experiment": ["ht/sine_f1"] * 2, "config": [ensemble, single]})
+    assert list(series_labels(runs)) == ["ensemble.size=5", "ensemble.size=1"]

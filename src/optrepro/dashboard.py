@@ -26,7 +26,8 @@ Panel = tuple[str, list[str], str, bool]
 
 def _figure(fid: str, experiment: str, panels: list[Panel], group: str = "method.name", agg: str = "mean",
             omega: float | None = None) -> dict[str, Any]:  # fmt: skip
-    filters = {"group": experiment} | ({"config.task.omega": omega} if omega is not None else {})
+    # training runs only: a method's source pre-training is a W&B run of its own (job_type source)
+    filters = {"group": experiment, "job_type": "train"} | ({"config.task.omega": omega} if omega is not None else {})
     return {
         "figure": fid,
         "experiment": experiment,
@@ -88,7 +89,7 @@ def spec(paper: str, entity: str | None, project: str) -> dict[str, Any]:
 def _filter_expression(filters: dict[str, Any]) -> str:
     parts = []
     for key, value in filters.items():
-        name = "Group" if key == "group" else f"Config('{key.removeprefix('config.')}')"
+        name = {"group": "Group", "job_type": "JobType"}.get(key) or f"Config('{key.removeprefix('config.')}')"
         parts.append(f"{name} == {json.dumps(value)}")
     return " and ".join(parts)
 
@@ -98,10 +99,11 @@ def build_report(document: dict[str, Any]):
     from optrepro.extras import require
 
     wr = require("wandb_workspaces.reports.v2", "wandb", "optrepro-dashboard")
-    entity, project = document["entity"], document["project"]
+    project = document["project"]
+    where = {"project": project} | ({"entity": document["entity"]} if document["entity"] else {})  # else: yours
     blocks = [wr.H1(document["title"])]
     for figure in document["figures"]:
-        runset = wr.Runset(entity=entity, project=project, name=figure["figure"],
+        runset = wr.Runset(**where, name=figure["figure"],
                            filters=_filter_expression(figure["filters"]), groupby=[figure["groupby"]])  # fmt: skip
         panels = [
             wr.LinePlot(
@@ -115,7 +117,7 @@ def build_report(document: dict[str, Any]):
             for p in figure["panels"]
         ]
         blocks += [wr.H2(figure["figure"]), wr.PanelGrid(runsets=[runset], panels=panels)]
-    return wr.Report(entity=entity, project=project, title=document["title"], blocks=blocks)
+    return wr.Report(**where, title=document["title"], blocks=blocks)
 
 
 def main(argv: list[str] | None = None) -> int:

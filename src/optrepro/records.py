@@ -26,6 +26,8 @@ METRICS = "metrics.csv"
 STATUSES = ("running", "completed", "diverged", "interrupted", "failed")
 #: the statuses of a run that has nothing left to train (a rerun skips it when its records are sound)
 FINISHED = ("completed", "diverged")
+#: members whose metrics.csv stay open between rows; a larger ensemble opens each file per row
+KEEP_OPEN = 256
 #: a test hook: seconds to wait inside a resume's rewrite of metrics.csv (widens the window a kill can hit)
 PAUSE_IN_REWRITE = "OPTREPRO_TEST_PAUSE_IN_REWRITE"
 
@@ -67,10 +69,14 @@ class MetricsCSV:
     written to a temp file that replaces the old one in one rename, so a kill during the rewrite loses nothing.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, keep_open: bool = True):
+        """``keep_open``: hold the file open between rows (one file per member; an ensemble of thousands opens
+        and closes it per row instead, within the process's limit on open files)."""
         self.path = Path(path)
+        self.keep_open = keep_open
         self._file = None
         self._writer: csv.DictWriter | None = None
+        self._fieldnames: list[str] | None = None
 
     def resume(self, before_epoch: int) -> list[dict[str, Any]]:
         """Keep the rows with ``epoch < before_epoch`` (byte for byte) and append after them; returns them parsed."""
@@ -88,10 +94,13 @@ class MetricsCSV:
         else:
             write_atomic(self.path, text.getvalue())
         self._open(header, mode="a")
+        if not self.keep_open:
+            self.close()
         return [_parse(dict(zip(header, r))) for r in kept]
 
     def _open(self, fieldnames: list[str], mode: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fieldnames = fieldnames
         self._file = self.path.open(mode, newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=fieldnames, extrasaction="ignore", restval="")
         if mode == "w":
@@ -100,9 +109,14 @@ class MetricsCSV:
     def write(self, row: dict[str, Any]) -> None:
         try:
             if self._writer is None:
-                self._open(list(row), mode="w")
+                if self._fieldnames is None:
+                    self._open(list(row), mode="w")
+                else:  # closed after the last row (keep_open=False)
+                    self._open(self._fieldnames, mode="a")
             self._writer.writerow({k: _plain(v) for k, v in row.items()})
             self._file.flush()
+            if not self.keep_open:
+                self.close()
         except OSError as err:
             if err.errno == errno.ENOSPC:
                 raise DiskFull(self.path) from err
@@ -114,7 +128,7 @@ class MetricsCSV:
                 self._file.close()
             except OSError:  # a full disk: the rows already flushed are all there is
                 pass
-            self._file = None
+            self._file, self._writer = None, None
 
 
 def _write_slowly(path: Path, text: str, pause: float) -> None:
@@ -265,7 +279,8 @@ class MemberLog:
         self.seeds = list(seeds)
         self.directions = dict(directions or {})
         self.dirs = member_dirs(run_dir, seeds)
-        self.csv = [MetricsCSV(d / METRICS) for d in self.dirs]
+        keep_open = len(self.seeds) <= KEEP_OPEN  # thousands of members: one open file each would exceed the limit
+        self.csv = [MetricsCSV(d / METRICS, keep_open=keep_open) for d in self.dirs]
         self.rows: list[dict[str, float]] = [{} for _ in seeds]  # last row of each member
         self.best: list[dict[str, float]] = [{} for _ in seeds]
         self.diverged_at: list[int | None] = [None] * len(seeds)

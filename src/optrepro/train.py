@@ -125,8 +125,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.task.module == "toy":
         _check_toy(cfg)
     else:
-        check_devices(cfg)
         _check_task(cfg, task_class(cfg.task.module), cfg.ensemble.size)
+        check_devices(cfg)
     save_config_that_runs(cfg)
     hydra_dir, multirun, tag = _hydra_context()
     run_dir = Path(cfg.paths.get("run_dir") or hydra_dir or "outputs/run")

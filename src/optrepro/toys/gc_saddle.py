@@ -48,6 +48,23 @@ def smoothed_saddle(t: Tensor, lam: Tensor | float, a: float) -> Tensor:
     )
 
 
+def authors_smoothed(t: Tensor, lam: Tensor | float, a: float) -> Tensor:
+    """The Gaussian smoothing of the function whose gradient the authors' notebook gives theta:
+    F = a (d1^2 + d2^2) - (exp(-d1^2) + exp(-d2^2)) / 2, since d/dtheta exp(-d^2) / 2 = -(theta - h) exp(-d^2) is
+    what it uses in place of eq. 9's -(theta - h) exp(-d^2 / 2). Per coordinate E exp(-(x + e)^2) =
+    exp(-x^2 / (1 + 2 lambda)) / sqrt(1 + 2 lambda), so G = a (d1^2 + d2^2 + 2 m lambda)
+    - sum_i exp(-d_i^2 / (1 + 2 lambda)) / (2 (1 + 2 lambda)^(m/2))."""
+    lam = torch.as_tensor(lam, dtype=t.dtype)
+    d1, d2 = _sq_distances(t)
+    scale = 1 + 2 * lam
+    return a * (d1 + d2 + 2 * M * lam) - (torch.exp(-d1 / scale) + torch.exp(-d2 / scale)) / (2 * scale ** (M / 2))
+
+
+#: what theta descends: ``exact`` eq. 9's smoothing; ``authors`` the smoothing of the function whose gradient the
+#: authors' notebook computes (github.com/ailersic/pytorch-gcopt, experiments/demo/gc_testfunc.ipynb; docs/gc.md)
+THETA_GRADIENTS = ("exact", "authors")
+
+
 def continuation_path(
     a: float,
     start: list[float],
@@ -58,9 +75,13 @@ def continuation_path(
     iterations: int,
     beta: float = 0.0,
     every: int = 1,
+    theta_gradient: str = "exact",
 ) -> pd.DataFrame:
     """GC Algorithm 2 on eq. 9 with exact gradients of g; rows every ``every`` iterations (iteration, t1, t2,
-    lambda, f, g)."""
+    lambda, f, g). With ``theta_gradient="authors"`` theta descends ``authors_smoothed`` instead, while lambda
+    still follows dg/dlambda of eq. 9 (the notebook estimates it from values of the true f)."""
+    if theta_gradient not in THETA_GRADIENTS:
+        raise ValueError(f"task.theta_gradient={theta_gradient!r} is not one of {THETA_GRADIENTS}")
     theta = torch.tensor(start, dtype=torch.float64)
     lam = torch.tensor(float(lambda0), dtype=torch.float64)
     rows = []
@@ -69,6 +90,8 @@ def continuation_path(
         lv = lam.clone().requires_grad_(True)
         g = smoothed_saddle(t, lv, a)
         grad_t, grad_l = torch.autograd.grad(g, (t, lv))
+        if theta_gradient == "authors":
+            (grad_t,) = torch.autograd.grad(authors_smoothed(t, lam, a), (t,))
         if k % every == 0 or k == iterations:
             rows.append((k, float(theta[0]), float(theta[1]), float(lam), float(saddle(theta, a)), float(g.detach())))
         if k == iterations:
@@ -90,6 +113,7 @@ def saddle_f4(
     lambda_lr: float,
     warmup: int,
     iterations: int,
+    theta_gradient: str = "exact",
 ) -> dict[str, float]:
     """One path per (a, beta); writes ``paths.csv`` and returns each path's final lambda and distance to the
     nearest minimum of f. Deterministic (exact gradients): ``seed`` is unused."""
@@ -98,7 +122,7 @@ def saddle_f4(
     minima = torch.tensor(CENTRES, dtype=torch.float64)
     for a in a_values:
         for beta in betas:
-            path = continuation_path(a, start, lambda0, lr, lambda_lr, warmup, iterations, beta, every)
+            path = continuation_path(a, start, lambda0, lr, lambda_lr, warmup, iterations, beta, every, theta_gradient)
             path.insert(0, "beta", beta)
             path.insert(0, "a", a)
             frames.append(path)
