@@ -7,12 +7,13 @@ import subprocess
 
 import pytest
 from slurm_tier import SMALL, sacct_jobs, train_command, wait_for
-from submitit.core.utils import pickle_load
 
 pytestmark = pytest.mark.cluster
 
 
 def test_ddp_on_two_cpu_processes_is_one_slurm_job_with_two_tasks(tmp_path, slurm_env, job_name):
+    from submitit.core.utils import pickle_load
+
     sweep_dir = tmp_path / "sweep"
     command = train_command(
         "-m",

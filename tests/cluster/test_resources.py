@@ -23,6 +23,10 @@ CASES = {
         ["hydra.launcher.gpus_per_node=1"],
         "hydra.launcher.gpus_per_node=1 books GPUs that trainer.accelerator=cpu does not use",
     ),
+    "a partition the cluster does not have": (
+        ["hydra.launcher.partition=gpu"],
+        "hydra.launcher.partition=gpu is not a partition of this cluster (sinfo lists: debug)",
+    ),
     "more CPUs than the node has": (
         ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "hydra.launcher.cpus_per_task=2"],
         "hydra.launcher.cpus_per_task=2 x 2 task(s) per node = 4 CPUs, and the largest node of partition debug has 2",
