@@ -96,6 +96,9 @@ def test_a_signal_checkpoints_the_epoch_says_interrupted_and_the_rerun_ends_as_i
 def test_a_second_signal_stops_at_once_and_the_last_checkpoint_is_the_state_to_resume(
     make_cfg, tmp_path, monkeypatch, straight
 ):
+    from optrepro import interrupts
+
+    monkeypatch.setattr(interrupts, "REPEAT_S", -1.0)  # the second signal counts as asked again, however soon
     signal_at(monkeypatch, budget_epoch=1, signum=signal.SIGTERM, times=2)
     run_dir = tmp_path / "run"
     with pytest.raises(SystemExit):
@@ -105,6 +108,15 @@ def test_a_second_signal_stops_at_once_and_the_last_checkpoint_is_the_state_to_r
     monkeypatch.undo()
     run(make_cfg(*OVERRIDES, run_dir=run_dir))
     assert_same_curves(run_dir, straight)
+
+
+def test_one_signal_delivered_twice_at_once_is_one_request(make_cfg, tmp_path, monkeypatch):
+    """SLURM and srun can both deliver a job's SIGTERM: two within interrupts.REPEAT_S still finish the epoch."""
+    signal_at(monkeypatch, budget_epoch=1, signum=signal.SIGTERM, times=2)
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit):
+        run(make_cfg(*OVERRIDES, run_dir=run_dir))
+    assert resumable_epoch(run_dir / LAST) == 3  # target epoch 1 finished and checkpointed
 
 
 def test_a_run_without_checkpoints_stops_at_the_next_batch_and_starts_over(make_cfg, tmp_path, monkeypatch):

@@ -12,9 +12,9 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 
 from optrepro.interrupts import StopRequests
-from optrepro.records import DiskFull
+from optrepro.records import CHECKPOINT, DiskFull
 
-LAST = Path("checkpoints") / "last.ckpt"
+LAST = CHECKPOINT
 
 
 class LastCheckpoint(Checkpoint):

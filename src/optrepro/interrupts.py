@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from types import FrameType
 from typing import Any
 
@@ -36,6 +37,21 @@ class RunInterrupted(BaseException):
         return 128 + self.signum
 
 
+#: a second signal within this many seconds of the first is taken as the same request (SLURM and srun can both
+#: deliver one SIGTERM); a later one stops at once
+REPEAT_S = 2.0
+_active: StopRequests | None = None
+
+
+def request_stop(signum: int) -> bool:
+    """Ask the run training in this process to stop as if ``signum`` had arrived (the SLURM launcher hands
+    submitit's requeue signal here); False when no run is training."""
+    if _active is None:
+        return False
+    _active._handle(signum, None)
+    return True
+
+
 class StopRequests:
     """While active (a context manager), the stop signals are noted instead of killing the process; the previous
     handlers come back on exit. Outside the main thread (where Python cannot set handlers) it does nothing.
@@ -45,11 +61,15 @@ class StopRequests:
         self.signum: int | None = None
         self.immediate = immediate
         self._previous: dict[int, Any] = {}
+        self._first = 0.0
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.immediate or self.signum is not None:  # asked twice: stop now, wherever the run is
+        if self.immediate:
             raise RunInterrupted(signum)
-        self.signum = signum
+        if self.signum is None:
+            self.signum, self._first = signum, time.monotonic()
+        elif time.monotonic() - self._first > REPEAT_S:  # asked again: stop now, wherever the run is
+            raise RunInterrupted(signum)
 
     def check(self) -> None:
         """Raise ``RunInterrupted`` if a stop was asked for."""
@@ -57,15 +77,19 @@ class StopRequests:
             raise RunInterrupted(self.signum)
 
     def __enter__(self) -> StopRequests:
+        global _active
         if threading.current_thread() is threading.main_thread():
             for s in STOP_SIGNALS:
                 self._previous[s] = signal.signal(s, self._handle)
+        _active = self
         return self
 
     def __exit__(self, *exc: object) -> None:
+        global _active
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous.clear()
+        _active = None
 
 
 class StopOnSignal(L.Callback):

@@ -22,6 +22,8 @@ from typing import Any
 
 SUMMARY = "summary.json"
 METRICS = "metrics.csv"
+#: where a run that checkpoints keeps its training state (written by ``optrepro.checkpoints``)
+CHECKPOINT = Path("checkpoints") / "last.ckpt"
 #: every status a summary can hold; ``running`` is a run in progress, or one whose process died (no lock held)
 STATUSES = ("running", "completed", "diverged", "interrupted", "failed")
 #: the statuses of a run that has nothing left to train (a rerun skips it when its records are sound)
@@ -364,6 +366,19 @@ def record_problems(run_dir: Path, seeds: list[int], epochs: int) -> list[str]:
             and rows[-1]["epoch"] != epochs - 1
         ):
             problems.append(f"{d / METRICS}: ends at epoch {rows[-1]['epoch']}, not {epochs - 1}")
+    return problems
+
+
+def finished_problems(run_dir: Path, seeds: list[int], epochs: int, checkpoint: bool) -> list[str]:
+    """What is broken in a run that says it finished: its members' records (``record_problems``) and, when it
+    checkpoints, its checkpoint. Changes nothing (``optrepro.train`` sets broken files aside; the SLURM launcher
+    asks the same question before it submits)."""
+    problems = record_problems(run_dir, seeds, epochs)
+    if checkpoint:
+        ckpt = Path(run_dir) / CHECKPOINT
+        problem = checkpoint_problem(ckpt) if ckpt.is_file() else f"{ckpt}: missing"
+        if problem:
+            problems.append(problem)
     return problems
 
 

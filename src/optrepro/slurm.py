@@ -26,7 +26,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from optrepro.config import ConfigError, apply_profile
-from optrepro.records import FINISHED, checkpoint_problem, read_summary, record_problems
+from optrepro.records import FINISHED, finished_problems, read_summary
 from optrepro.utils import config_hash
 
 #: launcher keys that are optrepro's own (the rest are the Hydra submitit launcher's)
@@ -34,7 +34,6 @@ OWN_KEYS = ("activate", "gpu_type")
 #: sbatch options that would book processes or GPUs behind trainer.devices' back (additional_parameters)
 BOOKING_FLAGS = ("gres", "gpus", "gpus-per-node", "gpus-per-task", "ntasks", "ntasks-per-node", "nodes")
 GPU_ACCELERATORS = ("gpu", "cuda")
-CHECKPOINT = Path("checkpoints") / "last.ckpt"  # optrepro.checkpoints.LAST (that module imports Lightning)
 
 
 @dataclass(frozen=True, order=True)
@@ -289,10 +288,7 @@ def finished(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
     if cfg.task.get("module") == "toy":
         return summary
     seeds = [cfg.seed + i for i in range(cfg.ensemble.size)]
-    if record_problems(run_dir, seeds, cfg.trainer.epochs):
-        return None
-    ckpt = run_dir / CHECKPOINT
-    if cfg.trainer.checkpoint and (not ckpt.is_file() or checkpoint_problem(ckpt)):
+    if finished_problems(run_dir, seeds, cfg.trainer.epochs, bool(cfg.trainer.checkpoint)):
         return None
     return summary
 
@@ -321,24 +317,17 @@ class StopThenRequeue:
         self._submitit: Any = None
 
     def __enter__(self) -> StopThenRequeue:
-        from optrepro.interrupts import StopRequests
-
-        self._stop_requests = StopRequests
         self._submitit = signal.getsignal(self.signum)
         signal.signal(self.signum, self._handle)
         return self
 
-    def _training_handler(self) -> Any:
-        term = signal.getsignal(signal.SIGTERM)
-        return term if isinstance(getattr(term, "__self__", None), self._stop_requests) else None
-
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        from optrepro.interrupts import request_stop
+
         self.asked = True
-        stop = self._training_handler()
-        if stop is not None:
-            stop(signum, frame)  # the run stops at its boundary; __exit__ then requeues
-        else:
+        if not request_stop(signum):  # no run is training: nothing to save, requeue at once
             self._requeue(frame)
+        # else the run stops at its boundary; __exit__ then requeues
 
     def _requeue(self, frame: FrameType | None) -> None:
         if self.handled or not callable(self._submitit):

@@ -40,10 +40,10 @@ from optrepro.records import (
     RunLock,
     Timer,
     checkpoint_problem,
+    finished_problems,
     load_summary,
     member_dirs,
     provenance,
-    record_problems,
     set_aside,
     write_summary,
 )
@@ -208,17 +208,13 @@ def _run_owned(cfg: DictConfig, run_dir: Path, multirun: bool, label: str) -> di
 
 
 def _finished_problems(cfg: DictConfig, run_dir: Path, seeds: list[int]) -> list[str]:
-    """What a rerun finds broken in a finished run: its members' records and, when it checkpoints, the checkpoint."""
+    """What a rerun finds broken in a finished run (``records.finished_problems``); a broken checkpoint is set aside."""
     if cfg.task.module == "toy":
         return []  # a toy writes its tables and its summary once, at the end
-    problems = record_problems(run_dir, seeds, cfg.trainer.epochs)
+    problems = finished_problems(run_dir, seeds, cfg.trainer.epochs, bool(cfg.trainer.checkpoint))
     ckpt = run_dir / LAST
-    if cfg.trainer.checkpoint:
-        problem = checkpoint_problem(ckpt) if ckpt.is_file() else f"{ckpt}: missing"
-        if problem:
-            problems.append(problem)
-            if ckpt.is_file():
-                set_aside(ckpt)
+    if ckpt.is_file() and any(p.startswith(str(ckpt)) for p in problems):
+        set_aside(ckpt)
     return problems
 
 
