@@ -51,6 +51,7 @@ def test_wheel_ships_every_config_and_the_license(wheel):
     assert len(experiments) >= 20 and "optrepro/configs/experiment/ht/sine_f1.yaml" in experiments
     assert {"optrepro/configs/hydra/help/optrepro.yaml", "optrepro/configs/hparams_search/ht_sine_lr.yaml"} <= expected
     assert expected <= names, sorted(expected - names)
+    assert "hydra_plugins/optrepro_slurm/launcher.py" in names  # hydra/launcher=slurm is found from the namespace
     assert "optrepro/configs/local/default.yaml" not in names  # one machine's settings stay on it
     assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names)
     assert {"optrepro/cli.py", "optrepro/extras.py"} <= names
