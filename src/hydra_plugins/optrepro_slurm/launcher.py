@@ -81,7 +81,11 @@ if submitit_config is not None:
             except Exception:  # not the SLURM environment (a test calling the launcher directly)
                 signum = signal.SIGUSR2
             with StopThenRequeue(signum):
-                return super().__call__(*args, **kwargs)
+                result = super().__call__(*args, **kwargs)
+            # the point is done: a time-limit signal from now on (SLURM sends it on its own clock) would only kill a
+            # finished job while it exits, and SLURM would call it FAILED
+            signal.signal(signum, signal.SIG_IGN)
+            return result
 
         def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
             from optrepro import slurm
