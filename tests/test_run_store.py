@@ -234,7 +234,9 @@ def test_a_run_held_by_a_live_process_is_skipped_and_a_dead_holder_blocks_nothin
     assert not (run_dir / SUMMARY).exists()  # nothing written by the process that skipped
     proc.kill()
     proc.wait()
+    holder_was = (run_dir / RunLock.NAME).read_bytes()
     assert not RunLock(run_dir).held_elsewhere()
+    assert (run_dir / RunLock.NAME).read_bytes() == holder_was  # asking (as reports do) writes nothing
     assert run(make_cfg(run_dir=run_dir))["runs/completed"] == 1
 
 

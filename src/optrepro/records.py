@@ -452,12 +452,18 @@ class RunLock:
             return "another process"
 
     def held_elsewhere(self) -> bool:
-        """Whether a live process holds the lock (tries it and lets go at once)."""
-        if not self.path.exists():
+        """Whether a live process holds the lock: tries it on a read-only descriptor and lets go at once, writing
+        nothing (reports ask this of every run folder they read)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
             return False
-        if not self.acquire():
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
             return True
-        self.release()
+        finally:
+            os.close(fd)  # closing releases a lock this probe took
         return False
 
     def release(self) -> None:

@@ -106,6 +106,40 @@ def _sine(fid: str, omega: int) -> Claim:
     )
 
 
+def _gc_saddle(experiment: str, suffix: str, reading: str = "") -> list[Claim]:
+    """GC Figure 4's two saddles on ``experiment``: a = 0.01 ends with lambda 0, a = 0.02 stalls with lambda > 0."""
+    where = "Figure 4 (a = {})" + (", the authors' gradient" if suffix else "")
+    common = dict(group_by=None, at="summary", full=(("task.iterations", 3000),))
+    return [
+        Claim(
+            f"GC-F4-a0.01{suffix}",
+            "GC",
+            where.format(0.01),
+            f"{reading} good saddle: lambda reaches 0 (final lambda within 0.01 of 0), beta = 0".strip(),
+            (experiment,),
+            "final_lambda/a=0.01,beta=0.0",
+            "within",
+            tolerance=0.01,
+            target=0.0,
+            paper_number="lambda 0 at a minimum",
+            **common,
+        ),
+        Claim(
+            f"GC-F4-a0.02{suffix}",
+            "GC",
+            where.format(0.02),
+            f"{reading} bad saddle: lambda stalls above 0 without regularization (final lambda > 0.01), "
+            "beta = 0".strip(),
+            (experiment,),
+            "final_lambda/a=0.02,beta=0.0",
+            "exceeds",
+            target=0.01,
+            paper_number="lambda stalls > 0",
+            **common,
+        ),
+    ]
+
+
 def _hta_t1(n: int, starts: int, plain: int) -> list[Claim]:
     common = dict(group_by=None, at="summary", tolerance=0.05, full=(("task.starts", 4096),))
     return [
@@ -303,65 +337,8 @@ CLAIMS: list[Claim] = [
         full=(("trainer.epochs", 30),),
         seeds=10,
     ),
-    Claim(
-        "GC-F4-a0.01",
-        "GC",
-        "Figure 4 (a = 0.01)",
-        "good saddle: lambda reaches 0 (final lambda within 0.01 of 0), beta = 0",
-        ("gc/saddle_f4",),
-        "final_lambda/a=0.01,beta=0.0",
-        "within",
-        group_by=None,
-        at="summary",
-        tolerance=0.01,
-        target=0.0,
-        paper_number="lambda 0 at a minimum",
-        full=(("task.iterations", 3000),),
-    ),
-    Claim(
-        "GC-F4-a0.02",
-        "GC",
-        "Figure 4 (a = 0.02)",
-        "bad saddle: lambda stalls above 0 without regularization (final lambda > 0.01), beta = 0",
-        ("gc/saddle_f4",),
-        "final_lambda/a=0.02,beta=0.0",
-        "exceeds",
-        group_by=None,
-        at="summary",
-        target=0.01,
-        paper_number="lambda stalls > 0",
-        full=(("task.iterations", 3000),),
-    ),
-    Claim(
-        "GC-F4-a0.01-authors",
-        "GC",
-        "Figure 4 (a = 0.01), the authors' gradient",
-        "with the gradient of the authors' notebook, the good saddle: lambda reaches 0 (within 0.01), beta = 0",
-        ("gc/saddle_f4_authors",),
-        "final_lambda/a=0.01,beta=0.0",
-        "within",
-        group_by=None,
-        at="summary",
-        tolerance=0.01,
-        target=0.0,
-        paper_number="lambda 0 at a minimum",
-        full=(("task.iterations", 3000),),
-    ),
-    Claim(
-        "GC-F4-a0.02-authors",
-        "GC",
-        "Figure 4 (a = 0.02), the authors' gradient",
-        "with the gradient of the authors' notebook, the bad saddle: lambda stalls above 0 (final lambda > 0.01), "
-        "beta = 0",
-        ("gc/saddle_f4_authors",),
-        "final_lambda/a=0.02,beta=0.0",
-        "exceeds",
-        group_by=None,
-        at="summary",
-        target=0.01,
-        paper_number="lambda stalls > 0",
-        full=(("task.iterations", 3000),),
-    ),
+    *_gc_saddle("gc/saddle_f4", ""),
+    *_gc_saddle("gc/saddle_f4_authors", "-authors", " with the gradient of the authors' notebook,"),
     Claim(
         "GC-F5-acc",
         "GC",
