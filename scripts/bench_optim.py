@@ -47,6 +47,16 @@ def stepper(make, device: torch.device):
     return lambda: opt.step(lambda: zero)
 
 
+def optimizer_steppers(wd: float, device: torch.device) -> dict:
+    """The three optimizers compared, each as a ``stepper`` on ResNet-20's tensors: SGD with momentum (the
+    reference), INNA and Step-Tuned SGD, at learning rate 0.1 and weight decay ``wd``."""
+    return {
+        "SGD": stepper(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=wd, foreach=True), device),
+        "INNA": stepper(lambda p: INNA(p, lr=0.1, weight_decay=wd, foreach=True), device),
+        "Step-Tuned SGD": stepper(lambda p: StepTunedSGD(p, lr=0.1, weight_decay=wd), device),
+    }
+
+
 def median_seconds(steppers: dict, device: torch.device, rounds: int, steps: int) -> dict[str, float]:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times = {name: [] for name in steppers}
@@ -81,18 +91,7 @@ def main() -> None:
     print(f"{'device':13s} {'SGD+momentum us':>16s} {'INNA us':>8s} {'ratio':>6s} {'Step-Tuned us':>14s} {'ratio':>6s}")
     for device in devices:
         for wd in (0.0, 1e-4):  # TH chapter 4 trains with lambda = 1e-4 (a loss term for all three)
-            t = median_seconds(
-                {
-                    "SGD": stepper(
-                        lambda p, wd=wd: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=wd, foreach=True), device
-                    ),
-                    "INNA": stepper(lambda p, wd=wd: INNA(p, lr=0.1, weight_decay=wd, foreach=True), device),
-                    "Step-Tuned SGD": stepper(lambda p, wd=wd: StepTunedSGD(p, lr=0.1, weight_decay=wd), device),
-                },
-                device,
-                args.rounds,
-                args.steps,
-            )
+            t = median_seconds(optimizer_steppers(wd, device), device, args.rounds, args.steps)
             ratios = {name: t[name] / t["SGD"] for name in GOALS}
             print(
                 f"{device.type + (f', wd {wd:g}' if wd else ''):13s} {t['SGD'] * 1e6:16.0f} {t['INNA'] * 1e6:8.0f} "

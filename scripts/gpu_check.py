@@ -265,27 +265,15 @@ def resnet(rec: Recorder, ctx: dict) -> None:
 
 def optimizers(rec: Recorder, ctx: dict) -> None:
     import torch
-    from bench_optim import median_seconds, stepper
-
-    from optrepro.optim import INNA, StepTunedSGD
+    from bench_optim import median_seconds, optimizer_steppers
 
     size = ctx["size"]
     device = torch.device("cuda" if ctx["gpu"] else "cpu")
     rec["what"] = "one step on ResNet-20's 59 parameter tensors (0.27M), gradients fixed; median over rounds"
     for wd in (0.0, 1e-4):
-        t = median_seconds(
-            {
-                "sgd": stepper(
-                    lambda p, wd=wd: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=wd, foreach=True), device
-                ),
-                "inna": stepper(lambda p, wd=wd: INNA(p, lr=0.1, weight_decay=wd, foreach=True), device),
-                "step_tuned": stepper(lambda p, wd=wd: StepTunedSGD(p, lr=0.1, weight_decay=wd), device),
-            },
-            device,
-            size["optim_rounds"],
-            size["optim_steps"],
-        )
-        rec[f"weight_decay={wd:g}"] = {f"{k}_us": v * 1e6 for k, v in t.items()}
+        t = median_seconds(optimizer_steppers(wd, device), device, size["optim_rounds"], size["optim_steps"])
+        keys = {"SGD": "sgd_us", "INNA": "inna_us", "Step-Tuned SGD": "step_tuned_us"}
+        rec[f"weight_decay={wd:g}"] = {keys[k]: v * 1e6 for k, v in t.items()}
 
 
 def ht_f1b(rec: Recorder, ctx: dict) -> None:

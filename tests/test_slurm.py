@@ -128,42 +128,36 @@ class FakeSubmitit:
         raise SystemExit(-1)
 
 
-def test_the_requeue_signal_first_stops_a_training_run_at_its_boundary_then_requeues():
-    submitit = FakeSubmitit()
-    previous = signal.signal(signal.SIGUSR2, submitit)
+@pytest.fixture
+def submitit():
+    """submitit's requeue handler, as it stands on SIGUSR2 in a job (the previous handler comes back after)."""
+    handler = FakeSubmitit()
+    previous = signal.signal(signal.SIGUSR2, handler)
+    yield handler
+    signal.signal(signal.SIGUSR2, previous)
+
+
+def test_the_requeue_signal_first_stops_a_training_run_at_its_boundary_then_requeues(submitit):
     stop = StopRequests()
-    try:
-        with pytest.raises(SystemExit) as exited, StopThenRequeue(signal.SIGUSR2), stop:
-            os.kill(os.getpid(), signal.SIGUSR2)
-            assert submitit.calls == 0 and stop.signum == signal.SIGUSR2  # noted; training goes on to its boundary
-            try:
-                stop.check()
-            except RunInterrupted as err:  # what the run does at its boundary: summary interrupted, then exit
-                raise SystemExit(err.exit_code) from err
-        assert submitit.calls == 1 and exited.value.code == -1  # then submitit requeues
-        assert signal.getsignal(signal.SIGUSR2) is submitit
-    finally:
-        signal.signal(signal.SIGUSR2, previous)
+    with pytest.raises(SystemExit) as exited, StopThenRequeue(signal.SIGUSR2), stop:
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert submitit.calls == 0 and stop.signum == signal.SIGUSR2  # noted; training goes on to its boundary
+        try:
+            stop.check()
+        except RunInterrupted as err:  # what the run does at its boundary: summary interrupted, then exit
+            raise SystemExit(err.exit_code) from err
+    assert submitit.calls == 1 and exited.value.code == -1  # then submitit requeues
+    assert signal.getsignal(signal.SIGUSR2) is submitit
 
 
-def test_the_requeue_signal_outside_training_requeues_at_once_and_once():
-    submitit = FakeSubmitit()
-    previous = signal.signal(signal.SIGUSR2, submitit)
-    try:
-        with pytest.raises(SystemExit), StopThenRequeue(signal.SIGUSR2):
-            os.kill(os.getpid(), signal.SIGUSR2)  # no run is training: nothing to save
-            raise AssertionError("not reached: submitit's handler exits")
-        assert submitit.calls == 1
-    finally:
-        signal.signal(signal.SIGUSR2, previous)
+def test_the_requeue_signal_outside_training_requeues_at_once_and_once(submitit):
+    with pytest.raises(SystemExit), StopThenRequeue(signal.SIGUSR2):
+        os.kill(os.getpid(), signal.SIGUSR2)  # no run is training: nothing to save
+        raise AssertionError("not reached: submitit's handler exits")
+    assert submitit.calls == 1
 
 
-def test_a_run_that_finishes_after_the_signal_is_not_requeued():
-    submitit = FakeSubmitit()
-    previous = signal.signal(signal.SIGUSR2, submitit)
-    try:
-        with StopThenRequeue(signal.SIGUSR2), StopRequests():
-            os.kill(os.getpid(), signal.SIGUSR2)  # the last epoch ends the run: it completes
-        assert submitit.calls == 0
-    finally:
-        signal.signal(signal.SIGUSR2, previous)
+def test_a_run_that_finishes_after_the_signal_is_not_requeued(submitit):
+    with StopThenRequeue(signal.SIGUSR2), StopRequests():
+        os.kill(os.getpid(), signal.SIGUSR2)  # the last epoch ends the run: it completes
+    assert submitit.calls == 0
