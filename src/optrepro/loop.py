@@ -125,15 +125,30 @@ class TrainingLoop(L.LightningModule):
             self.trainer.should_stop = True
 
     def on_train_epoch_start(self) -> None:
-        if self.budget_epoch == 0 and self.method.fresh_optimizer:  # the switch from source to target
-            for optimizer in self.trainer.optimizers:
-                optimizer.state.clear()  # moments and step counts start again; the learning rate is the schedule's
+        if self.budget_epoch == 0:
+            self.start_target()
         self.lam = self.method.parameter(self.budget_epoch)
+        self._trains = self.training_members()
         self._epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         # per member: loss sum, correct predictions; then minibatches and samples (no host sync per step)
         self._sums = torch.zeros(2, self.size, device=self.device)
         self._counts = torch.zeros(2, device=self.device)
         self._last_batch = -1
+
+    def start_target(self) -> None:
+        """The switch from a method's source pre-training to the target budget (epoch 0)."""
+        if self.method.fresh_optimizer:
+            for optimizer in self.trainer.optimizers:
+                optimizer.state.clear()  # moments and step counts start again; the learning rate is the schedule's
+
+    def training_members(self) -> Tensor:
+        """``[members]``: the members this epoch trains (every living one; a packed ensemble's members start at
+        their own epochs)."""
+        return self.alive
+
+    def member_columns(self, i: int, common: dict[str, Any]) -> dict[str, Any] | None:
+        """The leading columns of member ``i``'s row this epoch (``step_columns``), or None when it writes no row."""
+        return common
 
     def _score(self, out: Tensor, target: Tensor) -> Tensor:
         self._scored = (out.detach(), target)
@@ -153,7 +168,7 @@ class TrainingLoop(L.LightningModule):
                 self._counts[1] += out.shape[1]
         if self.weight_decay:
             losses = losses + self.weight_decay / 2 * squared_norms(self.model.parameters(), self.size)
-        keep = self.alive & torch.isfinite(losses)
+        keep = self._trains & torch.isfinite(losses)
         return torch.where(keep, losses, torch.zeros_like(losses)).sum()
 
     def on_after_backward(self) -> None:
@@ -202,10 +217,11 @@ class TrainingLoop(L.LightningModule):
             optimizer, self.budget_epoch, self.global_step, self._epoch_lr, self.method.parameter_name, self.lam
         )
         for i in range(self.size):
-            if not (alive[i] or newly_dead[i]):
+            columns = self.member_columns(i, common) if alive[i] or newly_dead[i] else None
+            if columns is None:
                 continue
             if self.log_members is not None:
-                self.log_members.write(i, {**common, **{k: float(v[i]) for k, v in values.items()}, **extras})
+                self.log_members.write(i, {**columns, **{k: float(v[i]) for k, v in values.items()}, **extras})
             if newly_dead[i]:
                 self._mark_diverged(i, self.budget_epoch)
         living = alive & finite

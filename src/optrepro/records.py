@@ -274,14 +274,16 @@ class MemberLog:
         seeds: list[int],
         directions: dict[str, str] | None = None,
         resume_before_epoch: int | None = None,
+        keep_open: bool | None = None,
     ):
         """``directions``: metric -> ``min`` or ``max``, the metrics whose best value the summary records (the
         task's declared metrics). ``resume_before_epoch``: continue an interrupted run, keeping the rows of earlier
-        epochs only."""
+        epochs only. ``keep_open``: hold each member's file open (default: up to ``KEEP_OPEN`` members; thousands
+        of open files would exceed the process's limit)."""
         self.seeds = list(seeds)
         self.directions = dict(directions or {})
         self.dirs = member_dirs(run_dir, seeds)
-        keep_open = len(self.seeds) <= KEEP_OPEN  # thousands of members: one open file each would exceed the limit
+        keep_open = len(self.seeds) <= KEEP_OPEN if keep_open is None else keep_open
         self.csv = [MetricsCSV(d / METRICS, keep_open=keep_open) for d in self.dirs]
         self.rows: list[dict[str, float]] = [{} for _ in seeds]  # last row of each member
         self.best: list[dict[str, float]] = [{} for _ in seeds]
@@ -375,7 +377,8 @@ def finished_problems(run_dir: Path, seeds: list[int], epochs: int, checkpoint: 
     asks the same question before it submits)."""
     problems = record_problems(run_dir, seeds, epochs)
     if checkpoint:
-        ckpt = Path(run_dir) / CHECKPOINT
+        packed = (read_summary(run_dir) or {}).get("packed") or {}
+        ckpt = Path(packed.get("checkpoint") or Path(run_dir) / CHECKPOINT)  # a packed job's is its pack's
         problem = checkpoint_problem(ckpt) if ckpt.is_file() else f"{ckpt}: missing"
         if problem:
             problems.append(problem)

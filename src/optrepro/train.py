@@ -115,19 +115,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from the start when one does not (``records.record_problems``); an interrupted or failed one resumes from its
     checkpoint when the checkpoint is whole, and starts over when it is not (the broken file is set aside).
     """
-    cfg = apply_profile(cfg)
-    validate(cfg)
     share = thread_share()
     if share is not None:
         torch.set_num_threads(share)
-    trainer_arguments(cfg)  # an unknown or managed Trainer flag is refused before anything runs
-    check_callbacks(cfg)
-    if cfg.task.module == "toy":
-        _check_toy(cfg)
-    else:
-        _check_task(cfg, task_class(cfg.task.module), cfg.ensemble.size)
-        check_devices(cfg)
-    save_config_that_runs(cfg)
+    cfg = prepare(cfg)
     hydra_dir, multirun, tag = _hydra_context()
     run_dir = Path(cfg.paths.get("run_dir") or hydra_dir or "outputs/run")
     label = tag or str(run_dir)
@@ -140,6 +131,22 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     finally:
         if lock is not None:
             lock.release()
+
+
+def prepare(cfg: DictConfig) -> DictConfig:
+    """The config that runs (the profile applied), checked: whatever this run cannot do is refused here, before
+    anything trains; under Hydra it is saved as the job's ``.hydra/config.yaml``."""
+    cfg = apply_profile(cfg)
+    validate(cfg)
+    trainer_arguments(cfg)  # an unknown or managed Trainer flag is refused before anything runs
+    check_callbacks(cfg)
+    if cfg.task.module == "toy":
+        _check_toy(cfg)
+    else:
+        _check_task(cfg, task_class(cfg.task.module), cfg.ensemble.size)
+        check_devices(cfg)
+    save_config_that_runs(cfg)
+    return cfg
 
 
 def thread_share() -> int | None:
@@ -297,19 +304,9 @@ def _train(
         if stopped_by is not None:
             raise stopped_by
         return {}
-    summaries = member_log.finish(base, outcome=outcome)
-    metrics = _aggregate(summaries, cfg.monitor)
-    if len(seeds) == 1:
-        top = {**summaries[0], "metrics": metrics}
-    else:
-        members = {s["seed"]: s["status"] for s in summaries}
-        status = outcome if outcome != "completed" else "completed" if metrics["runs/completed"] else "diverged"
-        top = {**base, "kind": "ensemble", "status": status, "members": members, "metrics": metrics}
-    if outcome == "interrupted":
-        top["resume"] = (
-            f"the same command resumes from {ckpt}" if cfg.trainer.checkpoint else "the same command starts over"
-        )
-    write_summary(run_dir, top)
+    resume = f"the same command resumes from {ckpt}" if cfg.trainer.checkpoint else "the same command starts over"
+    top, summaries = finish_records(run_dir, member_log, base, outcome, cfg.monitor, resume)
+    metrics = top["metrics"]
     if outcome == "interrupted":
         _say(tag, f"interrupted ({stopped_by}): summary says interrupted; {top['resume']}")
         code = stopped_by.exit_code if isinstance(stopped_by, RunInterrupted) else 1
@@ -427,6 +424,25 @@ def run_toy(cfg: DictConfig, run_dir: Path, chash: str) -> dict[str, Any]:
     write_summary(run_dir, {**summary, "final": metrics, "metrics": metrics})
     upload_to_wandb(cfg.logger, [(run_dir, {**summary, "final": metrics})], _hydra_context()[2], toy_tables(run_dir))
     return metrics
+
+
+def finish_records(
+    run_dir: Path, member_log: MemberLog, base: dict[str, Any], outcome: str, monitor: str, resume: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Write every member's summary and the run's own (``resume``: what the same command does after an
+    interruption); return the run's summary and the members'."""
+    summaries = member_log.finish(base, outcome=outcome)
+    metrics = _aggregate(summaries, monitor)
+    if len(summaries) == 1:
+        top = {**summaries[0], "metrics": metrics}
+    else:
+        members = {s["seed"]: s["status"] for s in summaries}
+        status = outcome if outcome != "completed" else "completed" if metrics["runs/completed"] else "diverged"
+        top = {**base, "kind": "ensemble", "status": status, "members": members, "metrics": metrics}
+    if outcome == "interrupted":
+        top["resume"] = resume
+    write_summary(run_dir, top)
+    return top, summaries
 
 
 def _aggregate(summaries: list[dict[str, Any]], monitor: str) -> dict[str, Any]:

@@ -57,10 +57,21 @@ class MemberBatches:
 
     Member i walks its own data in its own order (``epoch_permutation`` of its seed), so stacking members
     changes nothing for any one of them. The data may live on any device; indexing happens there.
+    ``shifts``: member i is at its own epoch ``epoch - shifts[i]`` (a packed ensemble's members that start later;
+    a member not started yet gets epoch 0's order, which it does not train on).
     """
 
-    def __init__(self, split: SineSplit, seeds: list[int], batch_size: int, epoch: int, limit: int | None):
+    def __init__(
+        self,
+        split: SineSplit,
+        seeds: list[int],
+        batch_size: int,
+        epoch: int,
+        limit: int | None,
+        shifts: list[int] | None = None,
+    ):
         self.split, self.seeds, self.batch_size, self.epoch = split, seeds, batch_size, epoch
+        self.epochs = [max(epoch - s, 0) for s in shifts] if shifts else [epoch] * len(seeds)
         n = split.x.shape[1]
         self.n_batches = n // batch_size + (n % batch_size > 0)
         if limit is not None:
@@ -71,29 +82,41 @@ class MemberBatches:
 
     def __iter__(self):
         n = self.split.x.shape[1]
-        order = torch.stack([epoch_permutation(s, self.epoch, n) for s in self.seeds]).to(self.split.x.device)
+        order = torch.stack([epoch_permutation(s, e, n) for s, e in zip(self.seeds, self.epochs)])
+        order = order.to(self.split.x.device)
         for b in range(self.n_batches):
             idx = order[:, b * self.batch_size : (b + 1) * self.batch_size].unsqueeze(-1)
             yield tuple(torch.gather(t, 1, idx) for t in (self.split.x, self.split.y_source, self.split.y_target))
 
 
 class SineDataModule(L.LightningDataModule):
-    """Serves the sine task of every seed in ``seeds`` stacked along a leading member dimension."""
+    """Serves the sine task of every seed in ``seeds`` stacked along a leading member dimension.
+
+    ``omega``: the target's frequency, one for all members or one per member (a packed sweep over omegas).
+    ``epoch_shifts``: per member, how many epochs later than the trainer's it starts (``MemberBatches``).
+    """
 
     def __init__(
         self,
         seeds: list[int],
-        omega: float,
+        omega: float | list[float],
         source_omega: float = 1.0,
         n_samples: int = 10_000,
         train_fraction: float = 0.8,
         noise_std: float = 0.1,
         batch_size: int = 64,
         limit_batches: int | None = None,
+        epoch_shifts: list[int] | None = None,
     ):
         super().__init__()
         self.seeds = list(seeds)
-        self.omega, self.source_omega = omega, source_omega
+        omegas = [float(w) for w in omega] if isinstance(omega, list | tuple) else [float(omega)] * len(self.seeds)
+        if len(omegas) != len(self.seeds):
+            raise ValueError(f"{len(omegas)} omegas for {len(self.seeds)} members: give one, or one per member")
+        if epoch_shifts is not None and len(epoch_shifts) != len(self.seeds):
+            raise ValueError(f"{len(epoch_shifts)} epoch shifts for {len(self.seeds)} members")
+        self.omega, self.omegas, self.source_omega = omega, omegas, source_omega
+        self.epoch_shifts = list(epoch_shifts) if epoch_shifts is not None else None
         self.n_samples, self.train_fraction, self.noise_std = n_samples, train_fraction, noise_std
         self.batch_size, self.limit_batches = batch_size, limit_batches
         self.train: SineSplit | None = None
@@ -103,8 +126,8 @@ class SineDataModule(L.LightningDataModule):
         if self.train is not None:
             return
         splits = [
-            sine_task(s, self.omega, self.source_omega, self.n_samples, self.train_fraction, self.noise_std)
-            for s in self.seeds
+            sine_task(s, w, self.source_omega, self.n_samples, self.train_fraction, self.noise_std)
+            for s, w in zip(self.seeds, self.omegas)
         ]
         self.train, self.test = (
             SineSplit(*(torch.stack([getattr(sp[i], f) for sp in splits]) for f in ("x", "y_source", "y_target")))
@@ -120,4 +143,4 @@ class SineDataModule(L.LightningDataModule):
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         if self.trainer is not None:
             self.to(self.trainer.strategy.root_device)
-        return MemberBatches(self.train, self.seeds, self.batch_size, epoch, self.limit_batches)
+        return MemberBatches(self.train, self.seeds, self.batch_size, epoch, self.limit_batches, self.epoch_shifts)
