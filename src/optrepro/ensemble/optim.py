@@ -109,10 +109,10 @@ class MemberAdam(torch.optim.Optimizer):
                 step += active  # a member that has not started keeps step 0
                 grad = p.grad
                 shape = (self.members,) + (1,) * (p.dim() - 1)
-                if not bool(self.active.all()):  # a waiting member's state stays zero (weight decay would move it)
-                    grad = torch.where(active.view(shape), grad, torch.zeros_like(grad))
                 if group["weight_decay"] != 0:
                     grad = grad.add(p, alpha=group["weight_decay"])
+                if not bool(self.active.all()):  # a waiting member's state stays zero (weight decay would move it)
+                    grad = torch.where(active.view(shape), grad, torch.zeros_like(grad))
                 state["exp_avg"].lerp_(grad, 1 - beta1)
                 state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                 # per member, in double precision as torch does with Python floats; a member at step 0 divides by 1
