@@ -7,7 +7,7 @@
 # Extra arguments go to every optrepro-train call, e.g. `make ht-classification ARGS="trainer=gpu"`.
 set -euo pipefail
 source "$(dirname "$0")/output_root.sh"  # sets out (a sub-folder per non-paper profile)
-optrepro-train -m experiment=ht/mnist_fmnist_f3a sweep=ht/f3 hydra.sweep.dir="$out/multirun/ht/mnist_fmnist_f3a" "$@"
-optrepro-train -m experiment=ht/mnist_cifar10_f3b sweep=ht/f3 hydra.sweep.dir="$out/multirun/ht/mnist_cifar10_f3b" "$@"
+optrepro-train -m experiment=ht/mnist_fmnist_f3a sweep=ht/f3 hydra.sweep.dir="'$out/multirun/ht/mnist_fmnist_f3a'" "$@"
+optrepro-train -m experiment=ht/mnist_cifar10_f3b sweep=ht/f3 hydra.sweep.dir="'$out/multirun/ht/mnist_cifar10_f3b'" "$@"
 optrepro-report "$out/multirun/ht/mnist_fmnist_f3a" "$out/multirun/ht/mnist_cifar10_f3b" --figure ht-f6 \
   --out "$out/reports/ht-classification"

@@ -30,7 +30,7 @@ grid_dir="$out/multirun/th/grid/$preset"
 
 stage_one() {
   for opt in "${optimizers[@]}"; do
-    optrepro-train -m "experiment=th/$preset" "sweep=th/grid_$opt" hydra.sweep.dir="$grid_dir" "$@"
+    optrepro-train -m "experiment=th/$preset" "sweep=th/grid_$opt" hydra.sweep.dir="'$grid_dir'" "$@"
   done
 }
 
@@ -48,7 +48,7 @@ stage_two() {  # fig extra-overrides... -- ARGS
     # Step-Tuned SGD already uses every minibatch for two steps (Algorithm 3); Figure 4.5 gives the others the same.
     if [[ $fig == fig4.5 && $opt != step_tuned_sgd ]]; then reuse=(task.reuse_batch=2); fi
     optrepro-train -m "experiment=th/$preset" sweep=th/seeds3 "${picked[@]}" "${reuse[@]}" \
-      hydra.sweep.dir="$dir" "$@"
+      hydra.sweep.dir="'$dir'" "$@"
   done
   optrepro-report "$dir" --out "$out/reports/th-$fig-$preset"
 }
@@ -62,7 +62,7 @@ fig2() {
   for pair in "0.1 0.1" "0.5 0.1" "0.5 0.5" "0.5 1.0"; do
     read -r a b <<<"$pair"
     optrepro-train -m "experiment=th/$preset" sweep=th/seeds5 "${inna[@]}" optimizer.alpha="$a" optimizer.beta="$b" \
-      hydra.sweep.dir="$out/multirun/th/f2_2/$preset" "$@"
+      hydra.sweep.dir="'$out/multirun/th/f2_2/$preset'" "$@"
   done
   # Figure 2.3: INNA with the (alpha, beta) of smallest mean train loss in Figure 2.2, against SGD, Adagrad, Adam
   line=$(python -m optrepro.grid "$out/multirun/th/f2_2/$preset" --keys optimizer.alpha optimizer.beta)
@@ -72,11 +72,11 @@ fig2() {
     read -ra picked <<<"$line"
     if [[ $opt == inna ]]; then picked+=("${ab[@]}"); fi
     optrepro-train -m "experiment=th/$preset" sweep=th/seeds5 "${picked[@]}" \
-      hydra.sweep.dir="$out/multirun/th/f2_3/$preset" "$@"
+      hydra.sweep.dir="'$out/multirun/th/f2_3/$preset'" "$@"
   done
   # Figure 2.4: that INNA with gamma_0 (k+1)^-q, q in {1/2, 1/4, 1/8, 1/16}
   optrepro-train -m "experiment=th/$preset" sweep=th/f2_4 "${inna[@]}" "${ab[@]}" \
-    hydra.sweep.dir="$out/multirun/th/f2_4/$preset" "$@"
+    hydra.sweep.dir="'$out/multirun/th/f2_4/$preset'" "$@"
   # one report per figure (their INNA runs share settings); Figure 2.4's bottom row adds Figure 2.3's Adam runs
   optrepro-report "$out/multirun/th/f2_2/$preset" --out "$out/reports/th-fig2.2-$preset"
   optrepro-report "$out/multirun/th/f2_3/$preset" --out "$out/reports/th-fig2.3-$preset"
