@@ -17,6 +17,7 @@ FORBIDDEN = {
     "config": {"*"},  # the config layer imports nothing of the project
     "utils": {"*"},
     "records": {"*"},
+    "packing": {"*"},  # which jobs pack: the launcher's planning, from configs alone
     "models": {"*", "-models", "-extras"},
     "optim": {"*", "-optim"},
     "methods": {"loop", "tasks", "train", "trainer", "data", "models", "ensemble", "report", "cli"},
@@ -32,8 +33,9 @@ FORBIDDEN = {
 }
 #: the one import of training code a report module may make: the command line's --figure pictures
 REPORT_CLI_MAY = {"illustrations"}
-#: who may import the entry points (nobody imports optrepro.cli; only the command line imports train)
-ENTRY_POINTS = {"cli": set(), "train": {"cli"}}
+#: who may import the entry points (nobody imports optrepro.cli; the command line and the trainer of packs import
+#: train; only the packed launcher, outside the package, imports packed)
+ENTRY_POINTS = {"cli": set(), "train": {"cli", "packed"}, "packed": set()}
 
 
 def part(module: str) -> str:

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from optrepro.ensemble.optim import MemberAdam
+from optrepro.optim.member_adam import MemberAdam
 from optrepro.packing import plan
 
 # -- which jobs pack -------------------------------------------------------------------------------------------------

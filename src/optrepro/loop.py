@@ -97,7 +97,7 @@ class TrainingLoop(L.LightningModule):
             raise ValueError(f"train_metrics={train_metrics!r} is not one of {', '.join(TRAIN_METRICS)}")
         if weight_decay < 0:
             raise ValueError(f"weight_decay={weight_decay} is not allowed: it must be >= 0")
-        # objects, not hyper-parameters (a packed loop's layout and fresh mask too: optrepro.ensemble.packed)
+        # objects, not hyper-parameters (a packed loop's layout and fresh mask too: optrepro.packed)
         self.save_hyperparameters(
             ignore=["members", "task", "method", "optimizer", "lr_schedule", "log", "layout", "fresh"]
         )

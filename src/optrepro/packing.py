@@ -7,7 +7,7 @@ Jobs pack when their configs (the profile applied) are equal outside the keys th
 - ``method`` and ``homotopy``: the data-homotopy family (random init, warm start, the homotopy; HT Algorithm 1
   with its exact targets), each member its own lambda schedule, source pre-training and optimizer switch;
 - ``task.omega``: the sine task's target frequency, each member its own target function;
-- ``optimizer.lr``: Adam's learning rate, each member its own (``optrepro.ensemble.optim.MemberAdam``).
+- ``optimizer.lr``: Adam's learning rate, each member its own (``optrepro.optim.member_adam.MemberAdam``).
 
 Only a job that the packed trainer can serve exactly packs: the sine task, a data-homotopy method with exact
 targets, Adam with no options beyond lr, betas, eps and weight decay, one process without compilation, no extra
@@ -32,7 +32,7 @@ IGNORED = ("paths",)
 SINE = "optrepro.data.sine.SineDataModule"
 DATA_HOMOTOPY = "optrepro.methods.DataHomotopy"
 ADAM = "torch.optim.Adam"
-#: Adam's keys that MemberAdam serves (``optrepro.ensemble.optim.ADAM_OPTIONS``, with the target)
+#: Adam's keys that MemberAdam serves (``optrepro.optim.member_adam.ADAM_OPTIONS``, with the target)
 ADAM_KEYS = ("_target_", "lr", "betas", "eps", "weight_decay")
 
 

@@ -5,7 +5,7 @@
    fails alone, with the reason in its summary.
 2. Finished jobs are left out; the rest are grouped (``optrepro.packing.plan``), and the launcher logs which jobs
    pack, which run alone and why, and which keys kept packs apart.
-3. Each pack trains as one ensemble (``optrepro.ensemble.packed.train_pack``); a job that runs alone runs as under
+3. Each pack trains as one ensemble (``optrepro.packed.train_pack``); a job that runs alone runs as under
    the basic launcher. Every job returns what it would alone (the monitored metric), so sweepers see no difference.
 
 Imported by Hydra's plugin scan at every start: nothing heavy at import time. (No ``from __future__ import
@@ -43,7 +43,7 @@ ConfigStore.instance().store(
 def _prepare(cfg: DictConfig) -> Any:
     """The job function of step 1: the config that runs, checked and saved, with the job's folder and label."""
     from optrepro.config import ConfigError
-    from optrepro.ensemble.packed import PackJob
+    from optrepro.packed import PackJob
     from optrepro.train import _hydra_context, prepare, sweep_point_refused
 
     try:
@@ -83,7 +83,7 @@ class PackedLauncher(Launcher):
         return ret
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from optrepro.ensemble.packed import train_pack
+        from optrepro.packed import train_pack
         from optrepro.packing import plan
         from optrepro.slurm import finished, monitored_value
 

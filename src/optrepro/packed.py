@@ -36,12 +36,12 @@ from torch import Tensor
 from optrepro.checkpoints import LAST, LastCheckpoint, resumable_epoch
 from optrepro.config import ConfigError
 from optrepro.ensemble.members import build_members
-from optrepro.ensemble.optim import MemberAdam
 from optrepro.interrupts import RunInterrupted, StopOnSignal, StopRequests
 from optrepro.loggers import finish_loggers, upload_to_wandb
 from optrepro.loop import TrainingLoop, step_columns
 from optrepro.methods.base import Method, check_applicable
 from optrepro.methods.data_homotopy import DataHomotopy
+from optrepro.optim.member_adam import MemberAdam
 from optrepro.packing import pack_id
 from optrepro.progress import CompactProgress
 from optrepro.records import (

@@ -2,7 +2,7 @@
 
 A vmapped ensemble stacks its members' parameters along dim 0, so one ``torch.optim.Adam`` gives every member the
 same learning rate and one step count per stacked tensor. The jobs a packed sweep trains together
-(``optrepro.ensemble.packed``) differ in both: a sweep over ``optimizer.lr``, and members that start later than
+(``optrepro.packed``) differ in both: a sweep over ``optimizer.lr``, and members that start later than
 others (random initialization has no source pre-training, so it idles while the other methods pre-train). This
 optimizer keeps per-member learning rates and step counts as ``[members]`` tensors; a member that has not started
 (``active`` false) takes no step and its state stays zero.
