@@ -22,11 +22,12 @@ and the next one goes on.
 6. ``optimizers``: one step of INNA and Step-Tuned SGD against SGD with momentum on ResNet-20's parameter shapes
    (``scripts/bench_optim.py``), without and with weight decay.
 7. ``ht_f1b``: HT Figure 1b at paper scale (``experiment=ht/sine_f1``: omega 137, 100 seeds, 2500 target epochs, the
-   three methods), run the way the framework can today (the packed launcher does not exist yet): three ensemble
-   processes of 100 members side by side on the GPU, with the time that is left. At the deadline each gets SIGTERM,
-   finishes its epoch and checkpoints (the same ``optrepro-train experiment=ht/sine_f1 method=... trainer=gpu
-   paths.run_dir=...`` resumes it); the summary gives the epochs reached, each method's median train loss there,
-   the wall time and the projected time of the whole figure. Optional (``--skip ht_f1b``), always last.
+   three methods) packed into one process: ``optrepro-train -m experiment=ht/sine_f1
+   method=random_init,warm_start,data_homotopy hydra/launcher=packed trainer=gpu`` (300 members, the source
+   pre-training of warm start and the homotopy shared), with the time that is left. At the deadline it gets
+   SIGTERM, finishes its epoch and checkpoints (the same command resumes it); the summary gives the epochs reached,
+   each method's median train loss there, the wall time and the projected time of the whole figure. Optional
+   (``--skip ht_f1b``), always last.
 
 Without CUDA, or with ``--cpu-size``, every section runs at tiny sizes on the CPU (the compiled ResNet ways are left
 out there: inductor's C++ build takes minutes on a small CPU), so CI keeps the check working
@@ -46,6 +47,7 @@ import os
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -277,80 +279,44 @@ def optimizers(rec: Recorder, ctx: dict) -> None:
 
 
 def ht_f1b(rec: Recorder, ctx: dict) -> None:
-    """Three ensemble processes side by side, stopped by SIGTERM at ``ctx['stop_at']``, then read from disk."""
+    """The three methods as one packed sweep in one process (``hydra/launcher=packed``), stopped by SIGTERM at
+    ``ctx['stop_at']``, then read from disk (every job's own folder)."""
     size, gpu = ctx["size"], ctx["gpu"]
     root = ctx["work"] / "ht_f1b"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    overrides = {
-        m: [
-            "experiment=ht/sine_f1",
-            f"method={m}",
-            *(["trainer=gpu"] if gpu else []),
-            *size["ht"],
-            f"paths.run_dir={root / m}",
-        ]
-        for m in HT_METHODS
-    }
-    rec["commands"] = {m: "optrepro-train " + " ".join(o) for m, o in overrides.items()}
+    overrides = [
+        "-m",
+        "experiment=ht/sine_f1",
+        f"method={','.join(HT_METHODS)}",
+        "hydra/launcher=packed",
+        *(["trainer=gpu"] if gpu else []),
+        *size["ht"],
+        f"hydra.sweep.dir={root}",
+    ]
+    rec["command"] = "optrepro-train " + " ".join(overrides)
     rec["paper_scale"] = not size["ht"]
     start = time.time()
-    pids = {m: _fork_run(o, max(1, cores // len(HT_METHODS))) for m, o in overrides.items()}
-    codes: dict[str, int | str] = {}
+    log = (ctx["work"] / "ht_f1b.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "optrepro.cli", *overrides], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     stop_at, grace = ctx["stop_at"], size["ht_grace"]
-    while len(codes) < len(pids) and time.time() < stop_at - grace:
-        _reap(pids, codes)
+    while proc.poll() is None and time.time() < stop_at - grace:
         time.sleep(0.5)
-    stopped = [m for m in pids if m not in codes]
-    for m in stopped:
-        os.kill(pids[m], signal.SIGTERM)  # each finishes its epoch, checkpoints and stops
-    rec["stopped_at_deadline"] = stopped
-    end_wait = time.time() + grace
-    while len(codes) < len(pids) and time.time() < end_wait:
-        _reap(pids, codes)
-        time.sleep(0.2)
-    for m in pids:
-        if m not in codes:
-            os.kill(pids[m], signal.SIGKILL)
-            os.waitpid(pids[m], 0)
-            codes[m] = "killed"
+    stopped = proc.poll() is None
+    if stopped:
+        proc.send_signal(signal.SIGTERM)  # the pack finishes its epoch, checkpoints and stops
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    rec["stopped_at_deadline"] = list(HT_METHODS) if stopped else []
     rec["wall_s"] = time.time() - start
-    rec["exit_codes"] = codes
-    read = {m: read_ht_run(root / m) for m in HT_METHODS}
+    rec["exit_code"] = proc.returncode
+    folders = {m: next(iter(sorted(root.glob(f"*method={m}*/seeds=*"))), root / m) for m in HT_METHODS}
+    read = {m: read_ht_run(folders[m]) for m in HT_METHODS}
     rec["methods"] = {m: info for m, (info, _) in read.items()}
     rec["comparison"] = compare_ht(rec.data["methods"], {m: tables for m, (_, tables) in read.items()})
-
-
-def _fork_run(overrides: list[str], threads: int) -> int:
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 1
-    try:
-        import torch
-
-        from optrepro.config import compose
-        from optrepro.train import run
-
-        torch.set_num_threads(threads)
-        run(compose(overrides))
-        code = 0
-    except SystemExit as err:  # an interrupted run exits with 128 + the signal
-        code = err.code if isinstance(err.code, int) else 1
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def _reap(pids: dict[str, int], codes: dict) -> None:
-    for m, pid in pids.items():
-        if m in codes:
-            continue
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            codes[m] = os.waitstatus_to_exitcode(status)
 
 
 def read_ht_run(run_dir: Path) -> tuple[dict[str, Any], list]:
@@ -723,7 +689,7 @@ def markdown(report: dict) -> str:
         stopped = ", ".join(ht.get("stopped_at_deadline") or []) or "none"
         lines += [
             "",
-            f"## HT Figure 1b, {scale}: three ensemble processes side by side",
+            f"## HT Figure 1b, {scale}: the three methods packed into one process",
             "",
             f"Wall time {fmt(ht.get('wall_s'))} s; stopped at the deadline: {stopped}.",
             "",
@@ -744,8 +710,8 @@ def markdown(report: dict) -> str:
             )
         if all(projections):
             lines.append(
-                f"\nThe whole figure, the three side by side, projected: {fmt(max(projections))} s "
-                f"({max(projections) / 60:.1f} min; seconds per epoch = each run's own wall time / its epochs)."
+                f"\nThe whole figure, one pack, projected: {fmt(max(projections))} s "
+                f"({max(projections) / 60:.1f} min; seconds per epoch = the pack's wall time / its epochs)."
             )
         lines += [
             "",
