@@ -88,12 +88,13 @@ hta-t1: install ## HTA Table 1: BFGS with and without the homotopy, n = 2, 4, 6 
 hta-all: install ## HTA Tables 1-3, Figures 2-3 (VGG on CIFAR-10, 22 runs of 620 epochs: GPUs) -> outputs/reports/hta
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/hta.sh $(ARGS)
 
-bench: install ## Speed ratios side by side: ensemble, framework vs hand-written loop, ops per step, optimizers, ResNet-20
+bench: install ## Speed ratios side by side: ensemble, framework vs hand-written loop, ops per step, optimizers, ResNet-20, sweeps
 	$(BIN)/python scripts/bench_cli.py
 	$(BIN)/python scripts/bench_ensemble.py
 	$(BIN)/python scripts/bench_dispatch.py
 	$(BIN)/python scripts/bench_optim.py
 	$(BIN)/python scripts/bench_resnet.py
+	$(BIN)/python scripts/bench_sweep.py
 
 gpu-check: install ## On one GPU, < 8 min: CUDA tests, speed goals, HT F1b at paper scale -> outputs/gpu-check/ (ARGS=--help)
 	$(BIN)/python scripts/gpu_check.py $(ARGS)
