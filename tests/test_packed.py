@@ -123,10 +123,12 @@ def test_member_adam_copies_and_resets_members_state():
     p.grad = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
     adam.step()
     adam.copy_members([0], [2])
-    state = adam.state[p]
-    assert torch.equal(state["exp_avg"][2], state["exp_avg"][0]) and state["step"].tolist() == [1, 1, 1]
+    state = adam.state[p]  # the group's state: its parameters' [members, ...] blocks, flat
+    exp_avg, exp_avg_sq = (state[k].view(3, 2) for k in ("exp_avg", "exp_avg_sq"))
+    assert torch.equal(exp_avg[2], exp_avg[0]) and not torch.equal(exp_avg[1], exp_avg[0])
+    assert state["step"].tolist() == [1, 1, 1]
     adam.reset(torch.tensor([False, True, False]))
-    assert state["step"].tolist() == [1, 0, 1] and not state["exp_avg_sq"][1].any()
+    assert state["step"].tolist() == [1, 0, 1] and not exp_avg_sq[1].any() and exp_avg_sq[0].all()
 
 
 # -- packed sweeps against job-by-job sweeps -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ equals an ordinary Adam run to float rounding (tests/test_packed.py compares the
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -55,21 +56,53 @@ class MemberAdam(torch.optim.Optimizer):
                         f"a parameter of shape {tuple(p.shape)} is not stacked over {self.members} members"
                     )
         self.active = torch.ones(self.members, dtype=torch.bool)
+        self._caches: dict[int, dict[str, Any]] = {}
 
-    def _state(self, p: Tensor) -> dict[str, Tensor]:
-        state = self.state[p]
+    # The state of a group lives under its first parameter: step ``[members]`` and both moments as one flat tensor
+    # holding every parameter's ``[members, ...]`` block in turn, so that a step is a fixed number of operations
+    # (kernel launches on a GPU) however many parameter tensors the model has.
+    def _params(self, group: dict) -> list[Tensor]:
+        return [p for p in group["params"] if p.grad is not None]
+
+    def _state(self, group: dict) -> dict[str, Tensor]:
+        first = group["params"][0]
+        state = self.state[first]
         if not state:
-            state["step"] = torch.zeros(self.members, dtype=torch.float64, device=p.device)
-            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            total = sum(p.numel() for p in group["params"])
+            state["step"] = torch.zeros(self.members, dtype=torch.float64, device=first.device)
+            state["exp_avg"] = torch.zeros(total, dtype=first.dtype, device=first.device)
+            state["exp_avg_sq"] = torch.zeros(total, dtype=first.dtype, device=first.device)
         return state
+
+    def _blocks(self, group: dict, flat: Tensor) -> list[Tensor]:
+        """``flat`` cut into each parameter's ``[members, -1]`` block (views)."""
+        return [b.view(self.members, -1) for b in flat.split([p.numel() for p in group["params"]])]
+
+    def _per_element(self, group: dict, values: Tensor) -> Tensor:
+        """``[members]`` -> the flat layout: each member's value over each of its elements."""
+        cache = self._cache(group, values.device)
+        tiled = values.repeat(len(group["params"]))
+        return tiled.repeat_interleave(cache["repeats"], output_size=cache["total"])  # no host sync
+
+    def _cache(self, group: dict, device: torch.device) -> dict[str, Any]:
+        """What a group's steps reuse, on ``device`` (kept out of the group: it is not state to save)."""
+        cache = self._caches.setdefault(id(group), {})
+        if cache.get("device") != device:
+            sizes = [p.numel() // self.members for p in group["params"]]
+            cache.update(
+                device=device,
+                repeats=torch.tensor(sizes, device=device).repeat_interleave(self.members),
+                total=sum(p.numel() for p in group["params"]),
+                lrs=self.lrs.to(device),
+            )
+        return cache
 
     def member_steps(self) -> Tensor:
         """``[members]``: the optimizer steps each member has taken (0 before its first)."""
         for group in self.param_groups:
-            for p in group["params"]:
-                if self.state[p]:
-                    return self.state[p]["step"].detach().cpu().to(torch.int64)
+            state = self.state[group["params"][0]]
+            if state:
+                return state["step"].detach().cpu().to(torch.int64)
         return torch.zeros(self.members, dtype=torch.int64)
 
     def member_lrs(self) -> list[float]:
@@ -80,17 +113,22 @@ class MemberAdam(torch.optim.Optimizer):
     def reset(self, mask: Tensor) -> None:
         """Members where ``mask`` is true start again: zero moments, step 0."""
         for group in self.param_groups:
-            for p in group["params"]:
-                if self.state[p]:
-                    for value in self.state[p].values():
-                        value[mask.to(value.device)] = 0
+            state = self.state[group["params"][0]]
+            if state:
+                state["step"][mask.to(state["step"].device)] = 0
+                for name in ("exp_avg", "exp_avg_sq"):
+                    for block in self._blocks(group, state[name]):
+                        block[mask.to(block.device)] = 0
 
     def copy_members(self, src: list[int], dst: list[int]) -> None:
         """Member ``dst[k]`` takes member ``src[k]``'s moments and step count."""
         for group in self.param_groups:
-            for p in group["params"]:
-                for value in self.state[p].values():
-                    value[dst] = value[src]
+            state = self.state[group["params"][0]]
+            if state:
+                state["step"][dst] = state["step"][src]
+                for name in ("exp_avg", "exp_avg_sq"):
+                    for block in self._blocks(group, state[name]):
+                        block[dst] = block[src]
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -99,28 +137,34 @@ class MemberAdam(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            params = self._params(group)
+            if not params:
+                continue
+            if len(params) != len(group["params"]):
+                raise RuntimeError("MemberAdam needs a gradient for every parameter of a group (or for none)")
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self._state(p)
-                active = self.active.to(p.device)
-                step = state["step"]
-                step += active  # a member that has not started keeps step 0
-                grad = p.grad
-                shape = (self.members,) + (1,) * (p.dim() - 1)
-                if group["weight_decay"] != 0:
-                    grad = grad.add(p, alpha=group["weight_decay"])
-                if not bool(self.active.all()):  # a waiting member's state stays zero (weight decay would move it)
-                    grad = torch.where(active.view(shape), grad, torch.zeros_like(grad))
-                state["exp_avg"].lerp_(grad, 1 - beta1)
-                state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                # per member, in double precision as torch does with Python floats; a member at step 0 divides by 1
-                counted = torch.where(active, step, torch.ones_like(step))
-                bias1, bias2 = 1 - beta1**counted, 1 - beta2**counted
-                lr = self.lrs.to(p.device) * group["lr"] * active
-                step_size = (-(lr / bias1)).to(p.dtype).view(shape)
-                bias2_sqrt = (bias2**0.5).to(p.dtype).view(shape)
-                denom = (state["exp_avg_sq"].sqrt() / bias2_sqrt).add_(group["eps"])
-                p.add_(step_size * state["exp_avg"] / denom)  # addcdiv's order: (value * t1) / t2
+            state = self._state(group)
+            device, dtype = params[0].device, params[0].dtype
+            active = self.active.to(device)
+            step = state["step"]
+            step += active  # a member that has not started keeps step 0
+            grad = torch.cat([p.grad.reshape(-1) for p in params])
+            if group["weight_decay"] != 0:
+                grad = grad.add(torch.cat([p.reshape(-1) for p in params]), alpha=group["weight_decay"])
+            if not bool(self.active.all()):  # a waiting member's state stays zero (weight decay would move it)
+                grad = torch.where(self._per_element(group, active), grad, torch.zeros_like(grad))
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            # per member, in double precision as torch does with Python floats; a member at step 0 divides by 1
+            counted = torch.where(active, step, torch.ones_like(step))
+            bias1, bias2 = 1 - beta1**counted, 1 - beta2**counted
+            lr = self._cache(group, device)["lrs"] * group["lr"] * active
+            step_size = self._per_element(group, (-(lr / bias1)).to(dtype))
+            bias2_sqrt = self._per_element(group, (bias2**0.5).to(dtype))
+            denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(group["eps"])
+            update = step_size * exp_avg / denom  # addcdiv's order: (value * t1) / t2
+            torch._foreach_add_(
+                params, [u.view_as(p) for u, p in zip(update.split([p.numel() for p in params]), params)]
+            )
         return loss
