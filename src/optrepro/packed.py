@@ -21,6 +21,7 @@ lives in ``<sweep>/.packed/<pack id>/``; the pack id comes from its jobs, so the
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -134,7 +135,8 @@ class PackedHomotopy(Method):
                 raise ConfigError(f"method.form={method.form} cannot be packed: its targets are not HT eq. 14's")
         self.methods, self.layout = methods, layout
         self.source_epochs = layout.source_epochs
-        self._coefficients: tuple[Tensor, Tensor] | None = None
+        self._coefficients: Tensor | None = None
+        self._on_device: Tensor | None = None
 
     def requirements(self) -> dict[str, str]:
         return {k: v for m in self.methods for k, v in m.requirements().items()}
@@ -147,11 +149,14 @@ class PackedHomotopy(Method):
     def parameter(self, epoch: int) -> list[float]:
         lam = self.lambdas(epoch)
         # float32 coefficients made from the doubles, as a scalar lambda's (1 - lam) and lam are: bitwise alike
-        self._coefficients = tuple(torch.tensor(c).view(-1, 1, 1) for c in ([1.0 - v for v in lam], lam))
+        self._coefficients = torch.tensor([[1.0 - v for v in lam], lam]).view(2, -1, 1, 1)
+        self._on_device = None
         return lam
 
     def batch(self, batch, lam) -> tuple[Tensor, Tensor]:
-        keep, move = (c.to(batch.y.device) for c in self._coefficients)
+        if self._on_device is None or self._on_device.device != batch.y.device:
+            self._on_device = self._coefficients.to(batch.y.device)  # once per epoch: no copy, no sync per step
+        keep, move = self._on_device
         return batch.x, keep * batch.y_source + move * batch.y
 
 
@@ -373,7 +378,8 @@ def _train_owned(jobs: list[PackJob], previous: list, sweep_dir: Path) -> list[d
         resolved = OmegaConf.to_container(job.cfg, resolve=True)
         base = {"experiment": job.cfg.name, "method": method_j.name, "config_hash": config_hash(job.cfg)}
         base.update(config=resolved, **provenance(), torch_threads=torch.get_num_threads())
-        base["packed"] = {"pack": folder.name, "jobs": len(jobs), "members": layout.size, "checkpoint": str(ckpt)}
+        where = os.path.relpath(ckpt, job.run_dir)  # relative: the sweep folder may move
+        base["packed"] = {"pack": folder.name, "jobs": len(jobs), "members": layout.size, "checkpoint": where}
         kind = "ensemble" if len(job.seeds) > 1 else "run"
         write_summary(job.run_dir, {**base, "kind": kind, "status": "running"})
         bases.append(base)

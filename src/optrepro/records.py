@@ -378,7 +378,7 @@ def finished_problems(run_dir: Path, seeds: list[int], epochs: int, checkpoint: 
     problems = record_problems(run_dir, seeds, epochs)
     if checkpoint:
         packed = (read_summary(run_dir) or {}).get("packed") or {}
-        ckpt = Path(packed.get("checkpoint") or Path(run_dir) / CHECKPOINT)  # a packed job's is its pack's
+        ckpt = Path(run_dir) / (packed.get("checkpoint") or CHECKPOINT)  # a packed job's is its pack's
         problem = checkpoint_problem(ckpt) if ckpt.is_file() else f"{ckpt}: missing"
         if problem:
             problems.append(problem)

@@ -55,8 +55,24 @@ class MemberAdam(torch.optim.Optimizer):
                     raise ValueError(
                         f"a parameter of shape {tuple(p.shape)} is not stacked over {self.members} members"
                     )
-        self.active = torch.ones(self.members, dtype=torch.bool)
         self._caches: dict[int, dict[str, Any]] = {}
+        self.active = torch.ones(self.members, dtype=torch.bool)
+
+    @property
+    def active(self) -> Tensor:
+        """``[members]`` bool, on the CPU: the members that step (copied to the device once, when it changes)."""
+        return self._active
+
+    @active.setter
+    def active(self, mask: Tensor) -> None:
+        self._active = mask.detach().to("cpu", torch.bool)
+        self._all_active = bool(self._active.all())
+        self._active_on: dict[torch.device, Tensor] = {}
+
+    def _active_at(self, device: torch.device) -> Tensor:
+        if device not in self._active_on:
+            self._active_on[device] = self._active.to(device)
+        return self._active_on[device]
 
     # The state of a group lives under its first parameter: step ``[members]`` and both moments as one flat tensor
     # holding every parameter's ``[members, ...]`` block in turn, so that a step is a fixed number of operations
@@ -145,13 +161,13 @@ class MemberAdam(torch.optim.Optimizer):
             beta1, beta2 = group["betas"]
             state = self._state(group)
             device, dtype = params[0].device, params[0].dtype
-            active = self.active.to(device)
+            active = self._active_at(device)
             step = state["step"]
             step += active  # a member that has not started keeps step 0
             grad = torch.cat([p.grad.reshape(-1) for p in params])
             if group["weight_decay"] != 0:
                 grad = grad.add(torch.cat([p.reshape(-1) for p in params]), alpha=group["weight_decay"])
-            if not bool(self.active.all()):  # a waiting member's state stays zero (weight decay would move it)
+            if not self._all_active:  # a waiting member's state stays zero (weight decay would move it)
                 grad = torch.where(self._per_element(group, active), grad, torch.zeros_like(grad))
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
             exp_avg.lerp_(grad, 1 - beta1)
