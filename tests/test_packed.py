@@ -79,6 +79,16 @@ def test_a_job_the_pack_cannot_serve_exactly_runs_alone_saying_why(change, reaso
     assert result.packs == [] and all(reason in why for why in result.alone.values()), result.alone
 
 
+def test_a_per_step_lr_schedule_keeps_methods_with_other_source_epochs_apart():
+    """Its factor follows each member's own step count: random init (no source epochs) cannot share it with warm
+    start (100), but two warm starts can."""
+    step = {"_target_": "optrepro.optim.schedules.InversePower", "interval": "step"}
+    warm = {"_target_": "optrepro.methods.DataHomotopy", "name": "warm_start", "source_epochs": 100}
+    jobs = [job(schedule=step), job(schedule=step, method=warm), job(schedule=step, method=warm, seed=9)]
+    result = plan(jobs, [5] * 3)
+    assert result.packs == [[1, 2]] and result.apart == ["method.source_epochs (with an lr schedule per step)"]
+
+
 def test_max_members_splits_a_pack_into_whole_jobs():
     result = plan([job(seed=s) for s in (0, 5, 10)] + [job(seed=20, ensemble__size=12)], [5, 5, 5, 12], 10)
     assert result.packs == [[0, 1]] and set(result.alone) == {2, 3}

@@ -38,7 +38,7 @@ from optrepro.checkpoints import LAST, LastCheckpoint, resumable_epoch
 from optrepro.config import ConfigError
 from optrepro.ensemble.members import build_members
 from optrepro.interrupts import RunInterrupted, StopOnSignal, StopRequests
-from optrepro.loggers import finish_loggers, upload_to_wandb
+from optrepro.loggers import upload_to_wandb
 from optrepro.loop import TrainingLoop, step_columns
 from optrepro.methods.base import Method, check_applicable
 from optrepro.methods.data_homotopy import DataHomotopy
@@ -329,6 +329,9 @@ def _train_owned(jobs: list[PackJob], previous: list, sweep_dir: Path) -> list[d
     for method in methods:
         check_applicable(method, task, layout.size)
     method = PackedHomotopy(methods, layout)
+    lr_schedule = build(cfg.schedule, total=cfg.trainer.epochs)
+    if getattr(lr_schedule, "interval", "epoch") != "epoch" and len(set(layout.shifts)) > 1:  # packing.shared_part
+        raise ConfigError("an lr schedule per step cannot serve members that start at different epochs")
     start = None if resume_at is None else resume_at - layout.source_epochs
     logs, start = _member_logs(jobs, task.metrics(), start, layout.size <= KEEP_OPEN, label)
     if start is None:
@@ -345,12 +348,6 @@ def _train_owned(jobs: list[PackJob], previous: list, sweep_dir: Path) -> list[d
         )
 
     members = build_members(lambda: build(cfg.model), layout.seeds)
-    lr_schedule = build(cfg.schedule, total=cfg.trainer.epochs)
-    if getattr(lr_schedule, "interval", "epoch") != "epoch" and len(set(layout.shifts)) > 1:
-        raise ConfigError(
-            "an lr schedule stepped per step counts each member's own steps: members that start at different "
-            "epochs cannot share it (run this sweep without hydra/launcher=packed)"
-        )
     fresh = [methods[layout.job[m]].fresh_optimizer for m in range(layout.size)]
     module = PackedLoop(
         members,
@@ -395,8 +392,6 @@ def _train_owned(jobs: list[PackJob], previous: list, sweep_dir: Path) -> list[d
         outcome, stopped_by = "interrupted", err
     except Exception as err:
         outcome, stopped_by = "failed", err
-    finally:
-        finish_loggers([], outcome != "completed")
     resume = f"the same command resumes from {ckpt}" if cfg.trainer.checkpoint else "the same command starts over"
     results = []
     for job, log, base in zip(jobs, logs, bases):

@@ -92,9 +92,18 @@ def _without(config: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+#: how the source epochs are named when a per-step lr schedule keeps them shared
+STEP_SCHEDULE_SOURCE = "method.source_epochs (with an lr schedule per step)"
+
+
 def shared_part(config: dict[str, Any]) -> dict[str, Any]:
-    """What every member of a pack must have in common: the config minus the per-member and ignored keys."""
-    return _without(config, PER_MEMBER + IGNORED)
+    """What every member of a pack must have in common: the config minus the per-member and ignored keys. With an
+    lr schedule stepped per optimizer step (``schedule.interval=step``), members that start at different epochs
+    would need different factors, so the source epochs stay shared then."""
+    shared = _without(config, PER_MEMBER + IGNORED)
+    if (config.get("schedule") or {}).get("interval") == "step":
+        shared[STEP_SCHEDULE_SOURCE] = (config.get("method") or {}).get("source_epochs", 0)
+    return shared
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
