@@ -15,7 +15,6 @@ equals an ordinary Adam run to float rounding (tests/test_packed.py compares the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -55,7 +54,8 @@ class MemberAdam(torch.optim.Optimizer):
                     raise ValueError(
                         f"a parameter of shape {tuple(p.shape)} is not stacked over {self.members} members"
                     )
-        self._caches: dict[int, dict[str, Any]] = {}
+        self._lrs_on: dict[torch.device, Tensor] = {}
+        self._buffers: dict[int, dict[str, Tensor]] = {}
         self.active = torch.ones(self.members, dtype=torch.bool)
 
     @property
@@ -69,14 +69,20 @@ class MemberAdam(torch.optim.Optimizer):
         self._all_active = bool(self._active.all())
         self._active_on: dict[torch.device, Tensor] = {}
 
+    def _lrs_at(self, device: torch.device) -> Tensor:
+        if device not in self._lrs_on:
+            self._lrs_on[device] = self.lrs.to(device)
+        return self._lrs_on[device]
+
     def _active_at(self, device: torch.device) -> Tensor:
         if device not in self._active_on:
             self._active_on[device] = self._active.to(device)
         return self._active_on[device]
 
-    # The state of a group lives under its first parameter: step ``[members]`` and both moments as one flat tensor
-    # holding every parameter's ``[members, ...]`` block in turn, so that a step is a fixed number of operations
-    # (kernel launches on a GPU) however many parameter tensors the model has.
+    # The state of a group lives under its first parameter: step ``[members]`` and both moments as one
+    # ``[members, n]`` tensor, row i holding member i's elements of every parameter in turn, so that a step is a fixed
+    # number of operations (kernel launches on a GPU) however many parameter tensors the model has, and per-member
+    # values broadcast as ``[members, 1]``.
     def _params(self, group: dict) -> list[Tensor]:
         return [p for p in group["params"] if p.grad is not None]
 
@@ -84,34 +90,24 @@ class MemberAdam(torch.optim.Optimizer):
         first = group["params"][0]
         state = self.state[first]
         if not state:
-            total = sum(p.numel() for p in group["params"])
+            n = sum(p[0].numel() for p in group["params"])
             state["step"] = torch.zeros(self.members, dtype=torch.float64, device=first.device)
-            state["exp_avg"] = torch.zeros(total, dtype=first.dtype, device=first.device)
-            state["exp_avg_sq"] = torch.zeros(total, dtype=first.dtype, device=first.device)
+            state["exp_avg"] = torch.zeros(self.members, n, dtype=first.dtype, device=first.device)
+            state["exp_avg_sq"] = torch.zeros(self.members, n, dtype=first.dtype, device=first.device)
         return state
 
-    def _blocks(self, group: dict, flat: Tensor) -> list[Tensor]:
-        """``flat`` cut into each parameter's ``[members, -1]`` block (views)."""
-        return [b.view(self.members, -1) for b in flat.split([p.numel() for p in group["params"]])]
+    def _work(self, group: dict, like: Tensor) -> dict[str, Tensor]:
+        """Two ``[members, n]`` buffers a step writes into (no allocation per step; not state)."""
+        work = self._buffers.get(id(group))
+        if work is None or work["grad"].device != like.device:
+            n = sum(p[0].numel() for p in group["params"])
+            work = {k: torch.empty(self.members, n, dtype=like.dtype, device=like.device) for k in ("grad", "denom")}
+            self._buffers[id(group)] = work
+        return work
 
-    def _per_element(self, group: dict, values: Tensor) -> Tensor:
-        """``[members]`` -> the flat layout: each member's value over each of its elements."""
-        cache = self._cache(group, values.device)
-        tiled = values.repeat(len(group["params"]))
-        return tiled.repeat_interleave(cache["repeats"], output_size=cache["total"])  # no host sync
-
-    def _cache(self, group: dict, device: torch.device) -> dict[str, Any]:
-        """What a group's steps reuse, on ``device`` (kept out of the group: it is not state to save)."""
-        cache = self._caches.setdefault(id(group), {})
-        if cache.get("device") != device:
-            sizes = [p.numel() // self.members for p in group["params"]]
-            cache.update(
-                device=device,
-                repeats=torch.tensor(sizes, device=device).repeat_interleave(self.members),
-                total=sum(p.numel() for p in group["params"]),
-                lrs=self.lrs.to(device),
-            )
-        return cache
+    def _rows(self, tensors: list[Tensor]) -> Tensor:
+        """``[members, ...]`` tensors -> one ``[members, n]`` tensor (one copy)."""
+        return torch.cat([t.reshape(self.members, -1) for t in tensors], 1)
 
     def member_steps(self) -> Tensor:
         """``[members]``: the optimizer steps each member has taken (0 before its first)."""
@@ -129,22 +125,14 @@ class MemberAdam(torch.optim.Optimizer):
     def reset(self, mask: Tensor) -> None:
         """Members where ``mask`` is true start again: zero moments, step 0."""
         for group in self.param_groups:
-            state = self.state[group["params"][0]]
-            if state:
-                state["step"][mask.to(state["step"].device)] = 0
-                for name in ("exp_avg", "exp_avg_sq"):
-                    for block in self._blocks(group, state[name]):
-                        block[mask.to(block.device)] = 0
+            for value in self.state[group["params"][0]].values():
+                value[mask.to(value.device)] = 0
 
     def copy_members(self, src: list[int], dst: list[int]) -> None:
         """Member ``dst[k]`` takes member ``src[k]``'s moments and step count."""
         for group in self.param_groups:
-            state = self.state[group["params"][0]]
-            if state:
-                state["step"][dst] = state["step"][src]
-                for name in ("exp_avg", "exp_avg_sq"):
-                    for block in self._blocks(group, state[name]):
-                        block[dst] = block[src]
+            for value in self.state[group["params"][0]].values():
+                value[dst] = value[src]
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -164,23 +152,24 @@ class MemberAdam(torch.optim.Optimizer):
             active = self._active_at(device)
             step = state["step"]
             step += active  # a member that has not started keeps step 0
-            grad = torch.cat([p.grad.reshape(-1) for p in params])
+            work = self._work(group, params[0])
+            grad = torch.cat([p.grad.reshape(self.members, -1) for p in params], 1, out=work["grad"])
             if group["weight_decay"] != 0:
-                grad = grad.add(torch.cat([p.reshape(-1) for p in params]), alpha=group["weight_decay"])
+                grad.add_(self._rows(params), alpha=group["weight_decay"])
             if not self._all_active:  # a waiting member's state stays zero (weight decay would move it)
-                grad = torch.where(self._per_element(group, active), grad, torch.zeros_like(grad))
+                grad.mul_(active.to(dtype).view(-1, 1))  # its gradient is finite: its loss is masked
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
             exp_avg.lerp_(grad, 1 - beta1)
             exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             # per member, in double precision as torch does with Python floats; a member at step 0 divides by 1
             counted = torch.where(active, step, torch.ones_like(step))
             bias1, bias2 = 1 - beta1**counted, 1 - beta2**counted
-            lr = self._cache(group, device)["lrs"] * group["lr"] * active
-            step_size = self._per_element(group, (-(lr / bias1)).to(dtype))
-            bias2_sqrt = self._per_element(group, (bias2**0.5).to(dtype))
-            denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(group["eps"])
-            update = step_size * exp_avg / denom  # addcdiv's order: (value * t1) / t2
-            torch._foreach_add_(
-                params, [u.view_as(p) for u, p in zip(update.split([p.numel() for p in params]), params)]
-            )
+            lr = self._lrs_at(device) * group["lr"] * active
+            step_size = (-(lr / bias1)).to(dtype).view(-1, 1)
+            bias2_sqrt = (bias2**0.5).to(dtype).view(-1, 1)
+            denom = torch.sqrt(exp_avg_sq, out=work["denom"]).div_(bias2_sqrt).add_(group["eps"])
+            update = torch.mul(step_size, exp_avg, out=grad).div_(denom)  # addcdiv's order: (value * t1) / t2
+            # each parameter's columns, viewed in its shape (a view: only the leading dimension is strided)
+            columns = update.split([p[0].numel() for p in params], 1)
+            torch._foreach_add_(params, [u.view(p.shape) for u, p in zip(columns, params)])
         return loss
