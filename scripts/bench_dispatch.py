@@ -6,10 +6,11 @@ Every ATen operation is counted with a ``TorchDispatchMode`` over whole steps (f
 optimizer, the loop's bookkeeping), the first step left out. A launch-bound GPU step costs about one kernel launch
 per operation that is not a view, so the count is a deterministic stand-in for launches that a CPU can measure
 (issue 15's goal: framework <= 1.5x the hand-written loop). The framework runs as configured (``optimizer=adam``:
-``torch.optim.Adam`` with its default implementation, per tensor on a CPU, foreach on a GPU), and with
-``+optimizer.foreach=true`` (what it does on a GPU) and ``+optimizer.fused=true``, to show the optimizer's share.
+``torch.optim.Adam``, foreach on a CPU too since ``train.prefer_foreach``, whose CPU bits equal the per-tensor
+loop's), with ``+optimizer.foreach=true`` (the same, said explicitly) and with ``+optimizer.fused=true`` (what the
+hand-written loop runs; it rounds differently, so it is not the default), to show the optimizer's share.
 Scalar reads (``aten._local_scalar_dense``: ``.item()``, ``float(t)``) are a host sync each when the tensor is on
-a GPU; Adam's per-tensor implementation reads its step counters this way (on the host, no sync).
+a GPU; Adam's foreach implementation reads its step counters this way, twice per parameter (on the host, no sync).
 
 Usage: python scripts/bench_dispatch.py [--members 1 100] [--steps 3] [--device cpu]
 """

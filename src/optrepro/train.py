@@ -7,6 +7,7 @@ Trainer.fit -> per-member ``metrics.csv`` and ``summary.json``, and the run's ow
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -29,6 +30,7 @@ from optrepro.interrupts import RunInterrupted, StopOnSignal, StopRequests
 from optrepro.loggers import build_loggers, finish_loggers, log_tables, toy_tables, upload_to_wandb
 from optrepro.loop import TrainingLoop
 from optrepro.methods.base import check_applicable
+from optrepro.optim import INNA
 from optrepro.progress import CompactProgress
 from optrepro.records import (
     FINISHED,
@@ -236,7 +238,7 @@ def _train(
     task = make_task(cfg.task.module, cfg.task.name, datamodule)
     method = build(cfg.method, keep=("name",))
     check_applicable(method, task, len(seeds))
-    optimizer = build(cfg.optimizer, _partial_=True)
+    optimizer = prefer_foreach(build(cfg.optimizer, _partial_=True))
     if len(seeds) > 1 and not getattr(optimizer.func, "elementwise", True):
         raise ConfigError(
             f"optimizer {optimizer.func.__name__} reduces over all parameters, which would mix the members of an "
@@ -319,6 +321,29 @@ def _train(
         raise stopped_by
     upload_to_wandb(cfg.logger, list(zip(member_log.dirs, summaries)), _hydra_context()[2])
     return metrics
+
+
+#: optimizers whose multi-tensor (foreach) implementation computes, on a CPU, the same bits as their per-tensor loop
+#: (tests/test_step_cost.py); on a GPU torch takes foreach by itself
+FOREACH_SAME_BITS = (
+    torch.optim.Adam,
+    torch.optim.AdamW,
+    torch.optim.SGD,
+    torch.optim.RMSprop,
+    torch.optim.Adagrad,
+    INNA,
+)
+
+
+def prefer_foreach(factory: functools.partial) -> functools.partial:
+    """``factory`` with ``foreach=True`` when its optimizer is one of ``FOREACH_SAME_BITS`` and the config chose
+    neither ``foreach`` nor ``fused`` (nor ``differentiable``): the results are the same, and a CPU step runs one
+    loop in C++ per operation instead of a Python loop over the parameters. The config, and so its hash, is as
+    it was."""
+    chosen = {"foreach", "fused", "differentiable"} & set(factory.keywords)
+    if factory.func not in FOREACH_SAME_BITS or chosen:
+        return factory
+    return functools.partial(factory, foreach=True)
 
 
 def _member_log(

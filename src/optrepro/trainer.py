@@ -7,6 +7,7 @@ refused with the key to use instead, and any other key is refused by name: nothi
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
@@ -16,6 +17,7 @@ from typing import Any
 import lightning as L
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
+from lightning.pytorch.profilers import PassThroughProfiler
 from omegaconf import DictConfig, OmegaConf
 
 from optrepro.config import ConfigError
@@ -103,6 +105,17 @@ def build_callbacks(cfg: DictConfig, loggers: list) -> list[L.Callback]:
     return callbacks
 
 
+class NoProfiler(PassThroughProfiler):
+    """Lightning's "no profiler", without its cost: Lightning wraps each hook and each part of a training step in
+    ``profiler.profile(name)`` (some 80 per step), a generator-based context manager even when it records nothing;
+    this one hands back one shared ``nullcontext``. ``+trainer.profiler=simple`` (or any) replaces it."""
+
+    _nothing = contextlib.nullcontext()
+
+    def profile(self, action_name: str) -> contextlib.nullcontext:
+        return self._nothing
+
+
 def has_progress_bar(callbacks: list[L.Callback]) -> bool:
     return any(isinstance(c, ProgressBar) for c in callbacks)
 
@@ -114,7 +127,7 @@ def build_trainer(
 
     Under SLURM, Lightning's own requeue-on-SIGUSR1 is switched off: submitit (``hydra/launcher=slurm``) owns
     requeueing, and a stop signal is the run's to handle (``optrepro.interrupts``)."""
-    arguments = {"enable_model_summary": False, **trainer_arguments(cfg)}
+    arguments = {"enable_model_summary": False, "profiler": NoProfiler(), **trainer_arguments(cfg)}
     if os.environ.get("SLURM_NTASKS") and SLURMEnvironment.detect():
         plugins = arguments.get("plugins") or []
         arguments["plugins"] = [

@@ -4,6 +4,11 @@
 dimension and evaluates them with ``torch.func.vmap``. With an elementwise optimizer (Adam, SGD) and a loss that
 is the sum of the members' own losses, each member's parameters receive exactly the gradient and the update they
 would receive alone: the ensemble is N independent runs that share kernel launches.
+
+A stack of ``nn.Linear`` layers and elementwise activations (``models.MLP``, ``linear_stack``) skips ``vmap``: its
+forward is written out as the operations ``vmap`` dispatches for it (per layer one ``bmm`` of the inputs with the
+transposed weights, then the bias added), so its outputs and gradients are the same bits, without ``vmap``'s and
+``functional_call``'s per-call host work (tests/test_ensemble.py).
 """
 
 from __future__ import annotations
@@ -18,6 +23,27 @@ from torch.func import functional_call, stack_module_state, vmap
 from optrepro.utils import member_seed
 
 INIT_STREAM = 3
+#: activations applied elementwise: on stacked members they compute what ``vmap`` computes
+ELEMENTWISE = (nn.ReLU, nn.ELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.GELU, nn.Identity)
+
+
+def linear_plan(model: nn.Module) -> list[tuple[str, str | None] | nn.Module] | None:
+    """The layers of ``model`` as ``(weight name, bias name or None)`` for each ``nn.Linear`` and the module for
+    each elementwise activation, when ``model`` is a plain ``nn.Sequential`` of only those (its forward not
+    overridden) without buffers; None otherwise (``vmap`` evaluates it)."""
+    if not isinstance(model, nn.Sequential) or type(model).forward is not nn.Sequential.forward:
+        return None
+    if any(True for _ in model.buffers()):
+        return None
+    plan: list[tuple[str, str | None] | nn.Module] = []
+    for name, layer in model.named_children():
+        if type(layer) is nn.Linear:
+            plan.append((f"{name}/weight", f"{name}/bias" if layer.bias is not None else None))
+        elif type(layer) in ELEMENTWISE:
+            plan.append(layer)
+        else:
+            return None
+    return plan
 
 
 class Members(nn.Module):
@@ -63,6 +89,7 @@ class VmappedEnsemble(Members):
         self._buffer_names = list(buffers)
         # A stateless copy on the meta device: only its structure is used, by functional_call.
         self._skeleton = [copy.deepcopy(models[0]).to("meta")]
+        self._plan = linear_plan(self._skeleton[0])
 
     def _state(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         params = {k.replace("/", "."): v for k, v in self.params.items()}
@@ -70,6 +97,8 @@ class VmappedEnsemble(Members):
         return params, buffers
 
     def forward(self, x: Tensor) -> Tensor:
+        if self._plan is not None and isinstance(x, Tensor) and x.dim() == 3:
+            return self._linear_forward(x)
         skeleton = self._skeleton[0]
 
         def one(params, buffers, xi):
@@ -77,6 +106,21 @@ class VmappedEnsemble(Members):
 
         params, buffers = self._state()
         return vmap(one)(params, buffers, x)
+
+    def _linear_forward(self, h: Tensor) -> Tensor:
+        """``[members, batch, in] -> [members, batch, out]`` through the Linear/activation stack: what ``vmap``
+        dispatches for ``nn.Linear`` (``bmm`` with the transposed weight, then ``+ bias``; its ``bias * 1`` is exact
+        and left out). Parameters are read at each call, so ``functional_call`` on the ensemble (GC) still works."""
+        params = self.params
+        for step in self._plan:
+            if isinstance(step, nn.Module):
+                h = step(h)
+                continue
+            weight, bias = step
+            h = torch.bmm(h, params[weight].mT)
+            if bias is not None:
+                h = params[bias].unsqueeze(1) + h
+        return h
 
     def member_state_dict(self, i: int) -> dict[str, Tensor]:
         params, buffers = self._state()
