@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 	  | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 	@touch $@
 
-demo: install ## Sine homotopy vs warm start vs random init, omega 137, profile=quick (CPU, minutes) -> outputs/demo/report.md
-	$(TRAIN) -m experiment=ht/sine_f1 profile=quick method=random_init,warm_start,data_homotopy \
+demo: install ## Sine homotopy vs warm start vs random init, omega 137, profile=quick, packed into one process (CPU, minutes) -> outputs/demo/report.md
+	$(TRAIN) -m experiment=ht/sine_f1 profile=quick method=random_init,warm_start,data_homotopy hydra/launcher=packed \
 	  hydra.sweep.dir=outputs/demo/runs
 	$(REPORT) outputs/demo/runs --out outputs/demo
 
