@@ -24,3 +24,16 @@ def test_a_compiled_sine_model_on_the_cpu_trains_as_the_eager_one(tmp_path):
     for column in ("train/loss", "test/loss", "train/objective"):
         assert compiled[column].values == pytest.approx(eager[column].values, rel=1e-4), column
     assert eager["train/loss"].nunique() == 4  # the runs trained: every epoch's loss differs
+
+
+def test_a_compiled_ensemble_on_the_cpu_trains_as_the_eager_one(tmp_path):
+    """trainer.compile=true with ensemble.size=2: the vmapped ensemble's forward (its linear-stack path) compiled,
+    every member's rows equal to the eager ensemble's to float rounding."""
+    for compiled in ("false", "true"):
+        overrides = tiny("ensemble.size=2", f"trainer.compile={compiled}")
+        run(compose([*overrides, f"paths.run_dir={tmp_path / compiled}"]))
+    for seed in (0, 1):
+        eager, compiled = (read_metrics(tmp_path / c / f"seed={seed}") for c in ("false", "true"))
+        assert len(eager) == len(compiled) == 4
+        for column in ("train/loss", "test/loss"):
+            assert compiled[column].values == pytest.approx(eager[column].values, rel=1e-4), (seed, column)

@@ -71,7 +71,6 @@ def test_keys_that_cannot_vary_per_member_keep_jobs_apart_and_the_plan_names_the
         ({"task": {"_target_": "optrepro.data.ode.ODEDataModule", "name": "gc_lorenz"}}, "is not the sine task"),
         ({"method__form": "gaussian_filter"}, "with method.form=gaussian_filter is not a data-homotopy method"),
         ({"callbacks": {"early_stopping": {}}}, "callbacks=early_stopping act on one run's curve"),
-        ({"trainer__compile": True}, "trainer.compile=true compiles one model"),
     ],
 )
 def test_a_job_the_pack_cannot_serve_exactly_runs_alone_saying_why(change, reason):

@@ -41,7 +41,6 @@ def test_any_trainer_flag_is_passed_to_lightning(make_cfg, tmp_path):
         ("+trainer.max_epochs=3", "trainer.max_epochs is set by optrepro: use trainer.epochs"),
         ("+trainer.logger=false", "trainer.logger is set by optrepro: use logger=wandb"),
         ("callbacks=lr_monitor", "callbacks.lr_monitor .* this run has none: add logger=tensorboard"),
-        ("trainer.compile=true", "trainer.compile=true is not allowed with ensemble.size=2"),
     ],
 )
 def test_options_that_cannot_apply_are_refused_by_name_before_anything_runs(make_cfg, tmp_path, override, message):

@@ -347,7 +347,7 @@ def _train_owned(jobs: list[PackJob], previous: list, sweep_dir: Path) -> list[d
             adam.get("weight_decay", 0.0),
         )
 
-    members = build_members(lambda: build(cfg.model), layout.seeds)
+    members = build_members(lambda: build(cfg.model), layout.seeds, compile=cfg.trainer.compile)
     fresh = [methods[layout.job[m]].fresh_optimizer for m in range(layout.size)]
     module = PackedLoop(
         members,

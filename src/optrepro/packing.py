@@ -10,7 +10,7 @@ Jobs pack when their configs (the profile applied) are equal outside the keys th
 - ``optimizer.lr``: Adam's learning rate, each member its own (``optrepro.optim.member_adam.MemberAdam``).
 
 Only a job that the packed trainer can serve exactly packs: the sine task, a data-homotopy method with exact
-targets, Adam with no options beyond lr, betas, eps and weight decay, one process without compilation, no extra
+targets, Adam with no options beyond lr, betas, eps and weight decay, one process, no extra
 Lightning callbacks, and no live TensorBoard curve (one per job). Any other job runs alone, as it would under
 Hydra's basic launcher, and the launcher says why; jobs that would pack but differ elsewhere say which keys kept
 them apart.
@@ -69,8 +69,6 @@ def unpackable(config: dict[str, Any]) -> str | None:
     if optimizer.get("_target_") != ADAM or extra:
         what = f"optimizer.{', optimizer.'.join(extra)}" if extra else f"optimizer {optimizer.get('_target_')}"
         return f"{what} has no per-member form (the pack trains with a per-member Adam)"
-    if trainer.get("compile"):
-        return "trainer.compile=true compiles one model (a pack is a vmapped ensemble)"
     if "ddp" in str(trainer.get("strategy", "")) or int(trainer.get("num_nodes") or 1) > 1:
         return f"trainer.strategy={trainer.get('strategy')} runs several processes"
     if config.get("callbacks"):

@@ -408,11 +408,6 @@ def _check_task(cfg: DictConfig, task, members: int) -> None:
             f"trainer.strategy={strategy} is not allowed for task={cfg.task.name}: only image tasks shard their data "
             "across processes; run this task with trainer=cpu or trainer=gpu"
         )
-    if cfg.trainer.compile and members > 1:
-        raise ConfigError(
-            f"trainer.compile=true is not allowed with ensemble.size={members}: only a single model is compiled "
-            "(a vmapped ensemble is not)"
-        )
 
 
 def run_toy(cfg: DictConfig, run_dir: Path, chash: str) -> dict[str, Any]:

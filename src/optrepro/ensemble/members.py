@@ -76,7 +76,7 @@ class SingleMember(Members):
 class VmappedEnsemble(Members):
     """N models of one architecture with stacked parameters, evaluated as one vmapped function."""
 
-    def __init__(self, models: list[nn.Module]):
+    def __init__(self, models: list[nn.Module], compile: bool = False):
         super().__init__()
         if len(models) < 2:
             raise ValueError("VmappedEnsemble needs at least two models; use SingleMember for one")
@@ -90,6 +90,8 @@ class VmappedEnsemble(Members):
         # A stateless copy on the meta device: only its structure is used, by functional_call.
         self._skeleton = [copy.deepcopy(models[0]).to("meta")]
         self._plan = linear_plan(self._skeleton[0])
+        # compile: the whole vmapped (or linear-stack) forward through torch.compile, parameters read at each call
+        self._forward = [torch.compile(self._eager_forward) if compile else self._eager_forward]
 
     def _state(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         params = {k.replace("/", "."): v for k, v in self.params.items()}
@@ -97,6 +99,9 @@ class VmappedEnsemble(Members):
         return params, buffers
 
     def forward(self, x: Tensor) -> Tensor:
+        return self._forward[0](x)
+
+    def _eager_forward(self, x: Tensor) -> Tensor:
         if self._plan is not None and isinstance(x, Tensor) and x.dim() == 3:
             return self._linear_forward(x)
         skeleton = self._skeleton[0]
@@ -130,14 +135,12 @@ class VmappedEnsemble(Members):
 def build_members(make_model: Callable[[], nn.Module], seeds: list[int], compile: bool = False) -> Members:
     """One model per seed, each initialized from its own seed, as a single model or a vmapped ensemble.
 
-    ``compile``: the single model goes through ``torch.compile`` (a vmapped ensemble is not compiled).
+    ``compile``: the single model, or the ensemble's forward, goes through ``torch.compile``.
     """
     models = []
     for s in seeds:
         torch.manual_seed(member_seed(s, INIT_STREAM))
         models.append(make_model())
     if len(models) > 1:
-        if compile:
-            raise ValueError("compile=True is for a single model; a vmapped ensemble is not compiled")
-        return VmappedEnsemble(models)
+        return VmappedEnsemble(models, compile=compile)
     return SingleMember(torch.compile(models[0]) if compile else models[0])
