@@ -12,7 +12,8 @@ and the next one goes on.
 3. ``ensemble``: seconds per epoch of the HT sine ensemble (1-100x6-1, Adam, batch 64, 125 steps an epoch) through
    the framework (``optrepro.train.run``, ``method=random_init``, timed inside Lightning by
    ``bench_common.EpochTimer``) at 1, 100, 300 and 2400 members: the training steps, and the whole epoch (with the
-   evaluation of both splits).
+   evaluation of both splits); then 100 members with ``trainer.compile=true`` (the ensemble's forward compiled),
+   whose steps against eager say whether compiling pays.
 4. ``versus_hand``: the hand-written loop (``scripts/sine_baseline.py``: stacked weights, batched matmuls, one fused
    Adam; the baseline, not the framework) at the same sizes, and the framework / hand-written ratios.
 5. ``resnet``: an epoch of ResNet-20 at batch 128 (TH problem (a)) on GENERATED CIFAR-shaped data (random images and
@@ -76,6 +77,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "sine_samples": None,  # the paper's 10,000
         "resnet_batches": None,  # whole epochs: 391 batches of 128
         "resnet_compile": True,
+        "compile_members": [100],  # the ensemble compiled (trainer.compile=true) beside eager
         "optim_rounds": 40,
         "optim_steps": 10,
         "ht": [],  # the preset as it is: paper scale
@@ -89,6 +91,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "sine_samples": 400,
         "resnet_batches": 2,
         "resnet_compile": False,
+        "compile_members": [],  # inductor's C++ build takes minutes on a small CPU (tests/test_compile.py checks it)
         "optim_rounds": 3,
         "optim_steps": 2,
         "ht": [
@@ -106,7 +109,7 @@ SIZES: dict[str, dict[str, Any]] = {
     },
 }
 #: longest time each section may take (seconds; the budget's deadline cuts them further), and the least it needs
-CAPS = {"machine": 60, "cuda_tests": 150, "ensemble": 120, "versus_hand": 60, "resnet": 200, "optimizers": 45}
+CAPS = {"machine": 60, "cuda_tests": 150, "ensemble": 180, "versus_hand": 60, "resnet": 200, "optimizers": 45}
 LEAST = {"machine": 5, "cuda_tests": 10, "ensemble": 10, "versus_hand": 5, "resnet": 15, "optimizers": 5, "ht_f1b": 20}
 GOALS = {
     "ensemble_100_vs_1": 3.0,  # issue 15 (a GPU): a 100-member epoch <= 3x one member's
@@ -213,6 +216,17 @@ def ensemble(rec: Recorder, ctx: dict) -> None:
             }
         except Exception as err:  # one size failing (memory, say) should not hide the others
             rec[str(n)] = failure(err)
+    for n in size["compile_members"]:  # trainer.compile=true: the ensemble's forward through torch.compile
+        try:
+            overrides = sine_overrides(n, 1 + size["sine_epochs"], gpu, size["sine_limit"], size["sine_samples"])
+            ran = framework_run([*overrides, "trainer.compile=true"], ctx["work"] / "ensemble" / f"{n}-compiled")
+            rec[f"{n} compiled"] = {
+                "train_s": steady(ran["epochs"], "train_s"),
+                "epoch_s": steady(ran["epochs"], "epoch_s"),
+                "epochs": ran["epochs"],
+            }
+        except Exception as err:
+            rec[f"{n} compiled"] = failure(err)
 
 
 def versus_hand(rec: Recorder, ctx: dict) -> None:
@@ -527,6 +541,9 @@ def ratios(results: dict) -> list[tuple[str, float | None, str]]:
         if n != "1":
             goal = GOALS["ensemble_100_vs_1"] if n == "100" else None
             add(f"sine ensemble, {n} members / 1 member, whole epoch", _get(ens, n, "epoch_s"), one, goal)
+    for key in (k for k in ens if k.endswith(" compiled")):
+        n = key.split()[0]
+        add(f"sine ensemble, {n} members, compiled / eager, steps", _get(ens, key, "train_s"), _get(ens, n, "train_s"))
     for n in members:
         add(f"sine, framework / hand-written, {n} member(s), steps", _get(ens, n, "train_s"), _get(hand, n, "train_s"))
         add(
