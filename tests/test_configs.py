@@ -142,3 +142,17 @@ def _members(n: int):
         torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), torch.nn.Flatten(), torch.nn.Linear(1, 1)) for _ in range(n)
     ]
     return SingleMember(models[0]) if n == 1 else VmappedEnsemble(models)
+
+
+def test_sweep_folders_are_named_from_the_overrides_and_a_long_name_ends_with_its_hash():
+    from optrepro.config import MAX_FOLDER_NAME, sweep_subdir
+
+    assert sweep_subdir("method=warm_start,task.omega=74", 3) == "method=warm_start,task.omega=74/seed=3"
+    assert sweep_subdir("method=warm_start", 0, size=100, max_members=5) == "method=warm_start/seeds=0-4"
+    assert sweep_subdir("", 7) == "seed=7"
+    long = ",".join(f"task.key_{i}={i / 7:.6f}" for i in range(14))  # 14 overrides, 300 characters
+    other = long.replace("key_13", "key_99")  # the same first 180 characters
+    named, twin = (sweep_subdir(o, 0).split("/")[0] for o in (long, other))
+    assert len(long) > 255 and len(named.encode()) <= MAX_FOLDER_NAME and named != twin
+    assert named.startswith("task.key_0=0.000000,task.key_1=0.142857,") and ",..." in named
+    assert sweep_subdir(long, 0) == sweep_subdir(long, 0)  # a rerun finds its folder

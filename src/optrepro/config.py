@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -163,19 +164,27 @@ def validate(cfg: DictConfig) -> None:
         )
 
 
+#: the longest sweep folder name kept as it is (a file system allows 255 bytes per name)
+MAX_FOLDER_NAME = 200
+
+
+def sweep_subdir(overrides: str, seed: int, size: int = 1, max_members: int | None = None) -> str:
+    """A sweep point's folder: 'overrides/seed=N', or 'overrides/seeds=N-M' for an ensemble (the seeds the profile
+    will really train; its members 'seed=K' inside). An overrides name longer than ``MAX_FOLDER_NAME`` keeps its
+    first overrides whole and ends with a hash of all of them: still one folder per point, and a valid name."""
+    size = min(size, max_members) if max_members else size  # what the profile will train
+    leaf = f"seed={seed}" if size == 1 else f"seeds={seed}-{seed + size - 1}"
+    if len(overrides.encode()) > MAX_FOLDER_NAME:
+        digest = hashlib.sha256(overrides.encode()).hexdigest()[:12]
+        head = overrides.encode()[: MAX_FOLDER_NAME - 20].decode(errors="ignore").rsplit(",", 1)[0]
+        overrides = f"{head},...{digest}"
+    return f"{overrides}/{leaf}" if overrides else leaf
+
+
 def register_resolvers() -> None:
-    """Sweep sub-directories: ``${optrepro.subdir:overrides,seed,size,max_members}`` -> 'overrides/seed=N'.
-
-    Ensembles get 'overrides/seeds=N-M' (the seeds the profile will really train), their members 'seed=K' inside.
-    """
-
-    def subdir(overrides: str, seed: int, size: int = 1, max_members: int | None = None) -> str:
-        size = min(size, max_members) if max_members else size  # what the profile will train
-        leaf = f"seed={seed}" if size == 1 else f"seeds={seed}-{seed + size - 1}"
-        return f"{overrides}/{leaf}" if overrides else leaf
-
+    """``${optrepro.subdir:overrides,seed,size,max_members}`` (``sweep_subdir``) and ``${optrepro.profile_dir:name}``."""
     if not OmegaConf.has_resolver("optrepro.subdir"):
-        OmegaConf.register_new_resolver("optrepro.subdir", subdir)
+        OmegaConf.register_new_resolver("optrepro.subdir", sweep_subdir)
     if not OmegaConf.has_resolver("optrepro.profile_dir"):  # runs of a non-paper profile keep to their own folder
         OmegaConf.register_new_resolver(
             "optrepro.profile_dir", lambda name: "" if name == "paper" else f"/profile={name}"
