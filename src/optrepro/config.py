@@ -182,7 +182,8 @@ def sweep_subdir(overrides: str, seed: int, size: int = 1, max_members: int | No
 
 
 def register_resolvers() -> None:
-    """``${optrepro.subdir:overrides,seed,size,max_members}`` (``sweep_subdir``) and ``${optrepro.profile_dir:name}``."""
+    """The resolvers of train.yaml: ``${optrepro.subdir:overrides,seed,size,max_members}`` (``sweep_subdir``) and
+    ``${optrepro.profile_dir:name}``."""
     if not OmegaConf.has_resolver("optrepro.subdir"):
         OmegaConf.register_new_resolver("optrepro.subdir", sweep_subdir)
     if not OmegaConf.has_resolver("optrepro.profile_dir"):  # runs of a non-paper profile keep to their own folder
