@@ -92,3 +92,24 @@ def test_the_optimizers_take_the_same_steps_on_cuda_as_on_the_cpu(make):
         results.append(w.detach().cpu())
     torch.testing.assert_close(results[1], results[0], rtol=1e-5, atol=1e-6)
     assert not torch.equal(results[0], w0)  # it moved
+
+
+def test_a_packed_sweep_on_the_gpu_gives_the_cpu_rows(tmp_path):
+    """hydra/launcher=packed with trainer=gpu: the three methods x two omegas x two lrs as one ensemble on CUDA
+    (MemberAdam, members that wait, the shared source pre-training), each job's rows equal to the CPU pack's to float
+    rounding."""
+    from conftest import tiny
+
+    sweep = [*tiny("ensemble.size=2"), "method=random_init,warm_start,data_homotopy", "task.omega=30,137"]
+    sweep += ["optimizer.lr=1e-3,3e-3", "hydra/launcher=packed"]
+    for where in ("gpu", "cpu"):
+        cmd = [sys.executable, "-m", "optrepro.cli", "-m", *sweep, f"trainer={where}"]
+        cmd.append(f"hydra.sweep.dir={tmp_path / where}")
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    rows = sorted(p.relative_to(tmp_path / "cpu") for p in (tmp_path / "cpu").rglob("seed=*/metrics.csv"))
+    assert len(rows) == 24
+    for rel in rows:
+        gpu, cpu = read_metrics((tmp_path / "gpu" / rel).parent), read_metrics((tmp_path / "cpu" / rel).parent)
+        assert len(gpu) == len(cpu) >= 3
+        columns_close(gpu, cpu, ("train/loss", "test/loss"), rtol=1e-3, atol=1e-5)
