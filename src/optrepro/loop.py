@@ -106,6 +106,7 @@ class TrainingLoop(L.LightningModule):
         self.make_optimizer, self.lr_schedule, self.log_members = optimizer, lr_schedule, log
         self.weight_decay, self.train_metrics = weight_decay, train_metrics
         self.register_buffer("alive", torch.ones(members.size, dtype=torch.bool))
+        self._trains = self.alive  # the members a step trains: training_members(), refreshed at each epoch's start
         self.diverged_at: list[int | None] = [None] * members.size
         self.lam = 0.0
         self._scored: tuple[Tensor, Tensor] | None = None
