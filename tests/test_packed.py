@@ -236,3 +236,17 @@ def test_a_packed_sweep_killed_midway_resumes_and_ends_as_the_uninterrupted_one(
     alone = sweep(tmp_path / "alone", *slow, packed=False)
     assert alone.returncode == 0, alone.stderr[-3000:]
     assert_same_records(folder, tmp_path / "alone")
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_rerun_at_a_shrinking_profile_finds_its_finished_jobs(tmp_path):
+    """At profile=quick the config that ran is the scaled one: a rerun must recognise it (scaling the scaled config
+    again would not match), leave the jobs out and say so."""
+    quick = ["experiment=ht/sine_f1", "profile=quick", "method=random_init,warm_start", "trainer.epochs=20"]
+    quick += ["homotopy.source_epochs=10", "homotopy.gamma=1", "homotopy.k=10", "model.hidden=8", "model.depth=2"]
+    cmd = [sys.executable, "-m", "optrepro.cli", "-m", *quick, "hydra/launcher=packed", f"hydra.sweep.dir={tmp_path}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert first.returncode == 0 and "train as one ensemble" in said(first), said(first)[-3000:]
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0 and said(again).count("finished already: skipped") == 2, said(again)[-3000:]

@@ -56,6 +56,7 @@ from optrepro.records import (
     checkpoint_problem,
     member_dirs,
     provenance,
+    read_summary,
     set_aside,
     write_summary,
 )
@@ -76,6 +77,17 @@ class PackJob:
     @property
     def seeds(self) -> list[int]:
         return [self.cfg.seed + i for i in range(self.cfg.ensemble.size)]
+
+
+def finished_summary(job: PackJob) -> dict[str, Any] | None:
+    """The summary of a job that has nothing left to do (finished with this config, every record sound), else
+    None. ``job.cfg`` is the config that runs (the profile applied once already)."""
+    from optrepro import train
+
+    summary = read_summary(job.run_dir)
+    if not summary or summary.get("status") not in FINISHED or summary.get("config_hash") != config_hash(job.cfg):
+        return None
+    return None if train._finished_problems(job.cfg, job.run_dir, job.seeds) else summary
 
 
 def pack_dir(sweep_dir: Path, jobs: list[PackJob]) -> Path:
