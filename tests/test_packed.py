@@ -201,12 +201,18 @@ def test_a_packed_sweep_gives_every_job_its_per_job_folder_and_rows(tmp_path):
     assert alone.returncode == 0, alone.stderr[-3000:]
     assert_same_records(tmp_path / "packed", tmp_path / "alone")
     # the shared source pre-training: warm start and the homotopy of one seed, omega and lr have the same rows
-    rows = records(tmp_path / "packed")
-    for name, df in rows.items():
-        if "method=warm_start" in name:
-            twin = rows[name.replace("method=warm_start", "method=data_homotopy")]
-            pd.testing.assert_frame_equal(df[df.epoch < 0], twin[twin.epoch < 0], obj=name)
-            assert (df.epoch < 0).sum() == 2
+    # (folders found from their summaries: names this long end with a hash)
+    source: dict[tuple, dict[str, pd.DataFrame]] = {}
+    for csv in (tmp_path / "packed").rglob("seed=*/metrics.csv"):
+        member = json.loads((csv.parent / "summary.json").read_text())
+        config = member["config"]
+        key = (member["seed"], config["task"]["omega"], config["optimizer"]["lr"], config["schedule"]["_target_"])
+        df = pd.read_csv(csv)
+        source.setdefault(key, {})[member["method"]] = df[df.epoch < 0]
+    assert len(source) == 16
+    for key, methods in source.items():
+        assert len(methods["warm_start"]) == 2 and methods["random_init"].empty, key
+        pd.testing.assert_frame_equal(methods["warm_start"], methods["data_homotopy"], obj=str(key))
 
     rerun = sweep(tmp_path / "packed", *extra, "schedule=constant,cosine")
     assert rerun.returncode == 0 and said(rerun).count("finished already: skipped") == 24, said(rerun)[-2000:]
