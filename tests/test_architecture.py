@@ -17,7 +17,7 @@ FORBIDDEN = {
     "config": {"*"},  # the config layer imports nothing of the project
     "utils": {"*"},
     "records": {"*"},
-    "packing": {"*"},  # which jobs pack: the launcher's planning, from configs alone
+    "packing": {"*", "-utils"},  # which jobs pack: the launcher's planning, from configs alone
     "models": {"*", "-models", "-extras"},
     "optim": {"*", "-optim"},
     "methods": {"loop", "tasks", "train", "trainer", "data", "models", "ensemble", "report", "cli"},

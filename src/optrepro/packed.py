@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from optrepro.checkpoints import LAST, LastCheckpoint, resumable_epoch
+from optrepro import train
+from optrepro.checkpoints import LAST, LastCheckpoint
 from optrepro.config import ConfigError
 from optrepro.ensemble.members import build_members
 from optrepro.interrupts import RunInterrupted, StopOnSignal, StopRequests
@@ -46,17 +46,14 @@ from optrepro.optim.member_adam import MemberAdam
 from optrepro.packing import pack_id
 from optrepro.progress import CompactProgress
 from optrepro.records import (
-    FINISHED,
     KEEP_OPEN,
     METRICS,
     CorruptRecords,
     MemberLog,
     RunLock,
     Timer,
-    checkpoint_problem,
     member_dirs,
     provenance,
-    read_summary,
     set_aside,
     write_summary,
 )
@@ -77,17 +74,6 @@ class PackJob:
     @property
     def seeds(self) -> list[int]:
         return [self.cfg.seed + i for i in range(self.cfg.ensemble.size)]
-
-
-def finished_summary(job: PackJob) -> dict[str, Any] | None:
-    """The summary of a job that has nothing left to do (finished with this config, every record sound), else
-    None. ``job.cfg`` is the config that runs (the profile applied once already)."""
-    from optrepro import train
-
-    summary = read_summary(job.run_dir)
-    if not summary or summary.get("status") not in FINISHED or summary.get("config_hash") != config_hash(job.cfg):
-        return None
-    return None if train._finished_problems(job.cfg, job.run_dir, job.seeds) else summary
 
 
 def pack_dir(sweep_dir: Path, jobs: list[PackJob]) -> Path:
@@ -244,36 +230,23 @@ class PackedLoop(TrainingLoop):
                 self.diverged_at[m] = self.diverged_at[leader]
 
 
-def _say(label: str, message: str) -> None:
-    print(f"[{label}] {message}", file=sys.stderr)
-
-
 def train_pack(jobs: list[PackJob], sweep_dir: Path, alone: Callable[[int], Any] | None = None) -> list[Any]:
     """Train ``jobs`` as one ensemble; each job's metrics (its summary's), in order. A job that another process
     holds is skipped; a finished one is not trained again. When one job is left, ``alone(index)`` runs it (the
     launcher runs it as the basic launcher would) and its answer is that job's result."""
-    from optrepro import train
-
     locks, owned, results = [], [], [{"monitor": j.cfg.monitor} for j in jobs]
     try:
         for k, job in enumerate(jobs):
             lock = RunLock(job.run_dir)
             if not lock.acquire():
-                _say(job.label, f"in progress in process {lock.holder()}: skipped here")
+                train._say(job.label, f"in progress in process {lock.holder()}: skipped here")
                 continue
             locks.append(lock)
-            previous = train._previous_summary(job.run_dir, job.label)
-            if previous is not None and previous.get("config_hash") != config_hash(job.cfg):
-                previous = None
-            if previous is not None and previous["status"] in FINISHED:
-                problems = train._finished_problems(job.cfg, job.run_dir, job.seeds)
-                if not problems:
-                    _say(job.label, f"already {previous['status']}, skipped")
-                    results[k] = previous.get("metrics", {})
-                    continue
-                _say(job.label, f"{previous['status']}, but {'; '.join(problems)}: redone from the start")
-                previous = None
-            owned.append((k, job, previous))
+            previous, done = train.earlier_attempt(job.cfg, job.run_dir, job.label)
+            if done:
+                results[k] = previous.get("metrics", {})
+            else:
+                owned.append((k, job, previous))
         if len(owned) == 1 and alone is not None:
             k = owned[0][0]
             locks.pop().release()  # the job takes its own lock
@@ -291,17 +264,6 @@ def train_pack(jobs: list[PackJob], sweep_dir: Path, alone: Callable[[int], Any]
             lock.release()
 
 
-def _resume_at(jobs: list[PackJob], previous: list, ckpt: Path, label: str) -> int | None:
-    """The trainer epoch to resume the pack at from its checkpoint, or None to start from the beginning."""
-    if not (jobs[0].cfg.trainer.checkpoint and ckpt.is_file() and all(p is not None for p in previous)):
-        return None
-    problem = checkpoint_problem(ckpt)
-    if problem:
-        _say(label, f"{problem}: set aside as {set_aside(ckpt).name}, the pack starts over from epoch 0")
-        return None
-    return resumable_epoch(ckpt)
-
-
 def _member_logs(jobs: list[PackJob], directions: dict, start: int | None, keep_open: bool, label: str):
     """Every job's ``MemberLog``, continued before target epoch ``start`` when resuming; when one job's records
     cannot be continued, every job starts over (returned start: None)."""
@@ -309,7 +271,7 @@ def _member_logs(jobs: list[PackJob], directions: dict, start: int | None, keep_
         try:
             return [MemberLog(j.run_dir, j.seeds, directions, start, keep_open) for j in jobs], start
         except CorruptRecords as err:
-            _say(label, f"{err}: the pack starts over from epoch 0")
+            train._say(label, f"{err}: the pack starts over from epoch 0")
             for job in jobs:
                 for d in member_dirs(job.run_dir, job.seeds):
                     if (d / METRICS).is_file():
@@ -318,13 +280,11 @@ def _member_logs(jobs: list[PackJob], directions: dict, start: int | None, keep_
 
 
 def _train_owned(jobs: list[PackJob], previous: list, sweep_dir: Path) -> list[dict[str, Any]]:
-    from optrepro import train
-
     cfg = jobs[0].cfg  # what the jobs share is the same in every one of them (optrepro.packing)
     folder = pack_dir(sweep_dir, jobs)
     ckpt = folder / LAST
     label = f"pack of {len(jobs)} jobs"
-    resume_at = _resume_at(jobs, previous, ckpt, label)
+    resume_at = train._resume_point(cfg, ckpt, all(p is not None for p in previous), label)
     train.quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     methods = [build(j.cfg.method, keep=("name",)) for j in jobs]
@@ -396,7 +356,7 @@ def _train_owned(jobs: list[PackJob], previous: list, sweep_dir: Path) -> list[d
     try:
         with stop:
             if resume_at is not None:
-                _say(tag, f"resuming from {ckpt} at epoch {resume_at - layout.source_epochs}")
+                train._say(tag, f"resuming from {ckpt} at epoch {resume_at - layout.source_epochs}")
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt if resume_at is not None else None)
             if trainer.interrupted:
                 raise RunInterrupted(stop.signum or signal.SIGINT)
@@ -415,7 +375,7 @@ def _train_owned(jobs: list[PackJob], previous: list, sweep_dir: Path) -> list[d
             upload_to_wandb(job.cfg.logger, list(zip(log.dirs, summaries)), job.label)
         results.append(top["metrics"])
     if outcome == "interrupted":
-        _say(tag, f"interrupted ({stopped_by}): every job's summary says interrupted; {resume}")
+        train._say(tag, f"interrupted ({stopped_by}): every job's summary says interrupted; {resume}")
         code = stopped_by.exit_code if isinstance(stopped_by, RunInterrupted) else 1
         raise SystemExit(code) from stopped_by
     if outcome == "failed":

@@ -15,7 +15,7 @@ Lightning callbacks, and no live TensorBoard curve (one per job). Any other job 
 Hydra's basic launcher, and the launcher says why; jobs that would pack but differ elsewhere say which keys kept
 them apart.
 
-Nothing here imports torch.
+Nothing here imports torch (``utils`` is plain config handling).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from optrepro.utils import without_keys
 
 #: keys whose values may differ between the members of one pack (dotted paths into the resolved config)
 PER_MEMBER = ("seed", "ensemble.size", "method", "homotopy", "task.omega", "optimizer.lr")
@@ -78,18 +80,6 @@ def unpackable(config: dict[str, Any]) -> str | None:
     return None
 
 
-def _without(config: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    out = json.loads(json.dumps(config, default=str))
-    for key in keys:
-        *parents, last = key.split(".")
-        node = out
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(last, None)
-    return out
-
-
 #: how the source epochs are named when a per-step lr schedule keeps them shared
 STEP_SCHEDULE_SOURCE = "method.source_epochs (with an lr schedule per step)"
 
@@ -98,7 +88,7 @@ def shared_part(config: dict[str, Any]) -> dict[str, Any]:
     """What every member of a pack must have in common: the config minus the per-member and ignored keys. With an
     lr schedule stepped per optimizer step (``schedule.interval=step``), members that start at different epochs
     would need different factors, so the source epochs stay shared then."""
-    shared = _without(config, PER_MEMBER + IGNORED)
+    shared = without_keys(config, PER_MEMBER + IGNORED)
     if (config.get("schedule") or {}).get("interval") == "step":
         shared[STEP_SCHEDULE_SOURCE] = (config.get("method") or {}).get("source_epochs", 0)
     return shared

@@ -271,14 +271,16 @@ def job_python(prefix: Path | None) -> str | None:
     return shlex.quote(str(prefix / "bin" / "python"))
 
 
-def finished(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
+def finished(cfg: DictConfig, run_dir: Path, profile_applied: bool = False) -> dict[str, Any] | None:
     """The summary of a run that has nothing left to do (finished with this config, every record sound), else None.
 
     The same test the run itself makes before skipping (``optrepro.train``); anything in doubt (a value the profile
     refuses, a broken record) is None, so the job is submitted and the run itself decides and says why.
+    ``profile_applied``: ``cfg`` is already the config that runs (``train.prepare``'s; a profile applied twice would
+    scale its counts twice), not Hydra's composition.
     """
     try:
-        cfg = apply_profile(cfg)
+        cfg = cfg if profile_applied else apply_profile(cfg)
         chash = config_hash(cfg)
     except Exception:
         return None

@@ -183,11 +183,11 @@ def _previous_summary(run_dir: Path, label: str) -> dict[str, Any] | None:
         return None
 
 
-def _resume_point(cfg: DictConfig, run_dir: Path, previous: dict[str, Any] | None, label: str) -> int | None:
-    """The epoch to resume at from ``checkpoints/last.ckpt``, or None to start from the beginning. A checkpoint
-    that is not whole is set aside, saying so."""
-    ckpt = run_dir / LAST
-    if not (cfg.trainer.checkpoint and ckpt.is_file() and previous is not None):
+def _resume_point(cfg: DictConfig, ckpt: Path, previous: bool, label: str) -> int | None:
+    """The trainer epoch to resume at from the checkpoint ``ckpt`` (a run's ``checkpoints/last.ckpt``, a pack's),
+    or None to start from the beginning (no checkpoint, or ``previous`` false: no earlier attempt of this config).
+    A checkpoint that is not whole is set aside, saying so."""
+    if not (cfg.trainer.checkpoint and ckpt.is_file() and previous):
         return None
     problem = checkpoint_problem(ckpt)
     if problem:
@@ -196,23 +196,33 @@ def _resume_point(cfg: DictConfig, run_dir: Path, previous: dict[str, Any] | Non
     return resumable_epoch(ckpt)
 
 
-def _run_owned(cfg: DictConfig, run_dir: Path, multirun: bool, label: str) -> dict[str, Any]:
-    """``run`` once this process holds the run directory."""
-    chash = config_hash(cfg)
-    seeds = [cfg.seed + i for i in range(cfg.ensemble.size)]
+def earlier_attempt(cfg: DictConfig, run_dir: Path, label: str) -> tuple[dict[str, Any] | None, bool]:
+    """(the summary an earlier attempt of this config left, whether it finished with every record sound: nothing
+    left to do). A summary of another config, or of a finished run whose records are broken, is no attempt: the run
+    starts over (saying so)."""
     previous = _previous_summary(run_dir, label)
-    if previous is not None and previous.get("config_hash") != chash:
-        previous = None  # another config ran here: nothing of it is reused
+    if previous is not None and previous.get("config_hash") != config_hash(cfg):
+        return None, False  # another config ran here: nothing of it is reused
     if previous is not None and previous["status"] in FINISHED:
-        problems = _finished_problems(cfg, run_dir, seeds)
+        problems = _finished_problems(cfg, run_dir, [cfg.seed + i for i in range(cfg.ensemble.size)])
         if not problems:
             _say(label, f"already {previous['status']}, skipped ({run_dir / SUMMARY})")
-            return previous.get("metrics", {})
+            return previous, True
         _say(label, f"{previous['status']}, but {'; '.join(problems)}: redone from the start")
-        previous = None
+        return None, False
+    return previous, False
+
+
+def _run_owned(cfg: DictConfig, run_dir: Path, multirun: bool, label: str) -> dict[str, Any]:
+    """``run`` once this process holds the run directory."""
+    previous, done = earlier_attempt(cfg, run_dir, label)
+    if done:
+        return previous.get("metrics", {})
+    chash = config_hash(cfg)
     if cfg.task.module == "toy":
         return run_toy(cfg, run_dir, chash)
-    resume_at = _resume_point(cfg, run_dir, previous, label)
+    seeds = [cfg.seed + i for i in range(cfg.ensemble.size)]
+    resume_at = _resume_point(cfg, run_dir / LAST, previous is not None, label)
     return _train(cfg, run_dir, chash, seeds, resume_at, multirun, label)
 
 

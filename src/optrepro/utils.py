@@ -40,15 +40,21 @@ def member_seed(seed: int, *stream: int) -> int:
 NOT_RESULTS = ("paths", "hydra", "logger", "trainer.checkpoint", "trainer.checkpoint_every")
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """A short hash of the resolved config minus the keys that do not change results (``NOT_RESULTS``)."""
-    data = OmegaConf.to_container(cfg, resolve=True)
-    for key in NOT_RESULTS:
+def without_keys(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of a plain (resolved) config without the dotted ``keys`` (those absent are ignored)."""
+    out = json.loads(json.dumps(data, default=str))
+    for key in keys:
         *parents, last = key.split(".")
-        node = data
+        node = out
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(last, None)
+    return out
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A short hash of the resolved config minus the keys that do not change results (``NOT_RESULTS``)."""
+    data = without_keys(OmegaConf.to_container(cfg, resolve=True), NOT_RESULTS)
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

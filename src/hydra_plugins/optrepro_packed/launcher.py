@@ -83,9 +83,9 @@ class PackedLauncher(Launcher):
         return ret
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from optrepro.packed import finished_summary, train_pack
+        from optrepro.packed import train_pack
         from optrepro.packing import plan
-        from optrepro.slurm import monitored_value
+        from optrepro.slurm import finished, monitored_value
 
         setup_globals()
         assert self.config is not None and self.task_function is not None
@@ -103,7 +103,7 @@ class PackedLauncher(Launcher):
             if ret.status != JobStatus.COMPLETED:
                 continue  # refused: its summary says why, and the sweep fails at its end
             job = ret.return_value
-            done = finished_summary(job)
+            done = finished(job.cfg, job.run_dir, profile_applied=True)
             if done is not None:
                 log.info(f"\t#{idx} finished already: skipped")
                 ret.return_value = monitored_value(done)
