@@ -177,7 +177,7 @@ class PackedLog:
             self.logs[self.layout.job[k]].write(self.layout.local[k], row)
 
     def mark_diverged(self, m: int, epoch: int) -> None:
-        for k in self._targets(m) if epoch < 0 else [m]:
+        for k in self._targets(m):
             self.logs[self.layout.job[k]].mark_diverged(self.layout.local[k], epoch)
 
 
@@ -230,7 +230,7 @@ class PackedLoop(TrainingLoop):
                 self.diverged_at[m] = self.diverged_at[leader]
 
 
-def train_pack(jobs: list[PackJob], sweep_dir: Path, alone: Callable[[int], Any] | None = None) -> list[Any]:
+def train_pack(jobs: list[PackJob], sweep_dir: Path, alone: Callable[[int], Any]) -> list[Any]:
     """Train ``jobs`` as one ensemble; each job's metrics (its summary's), in order. A job that another process
     holds is skipped; a finished one is not trained again. When one job is left, ``alone(index)`` runs it (the
     launcher runs it as the basic launcher would) and its answer is that job's result."""
@@ -247,13 +247,10 @@ def train_pack(jobs: list[PackJob], sweep_dir: Path, alone: Callable[[int], Any]
                 results[k] = previous.get("metrics", {})
             else:
                 owned.append((k, job, previous))
-        if len(owned) == 1 and alone is not None:
+        if len(owned) == 1:
             k = owned[0][0]
             locks.pop().release()  # the job takes its own lock
             results[k] = alone(k)
-        elif len(owned) == 1:
-            k, job, _ = owned[0]
-            results[k] = train._run_owned(job.cfg, job.run_dir, True, job.label)
         elif owned:
             metrics = _train_owned([job for _, job, _ in owned], [p for _, _, p in owned], sweep_dir)
             for (k, _, _), m in zip(owned, metrics):
